@@ -1,0 +1,645 @@
+"""Readout targets: the encodings of position that a path integrator must output.
+
+Every encoding of SCIENCE.md section 3 is a :class:`Target` that maps positions to
+targets (:meth:`Target.encode`), names and computes its loss (:meth:`Target.loss`) and
+decodes network outputs back to positions (:meth:`Target.decode`). Targets carry a
+leading ensemble axis ``E``: the parameters of network ``e`` (place-cell centres, widths)
+are ``params[e]``, drawn from that network's own seed, so a network trained in an
+ensemble sees exactly the targets it would see alone. A single network has ``E = 1``.
+
+Build targets with :func:`build_target`; kinds are looked up in :data:`TARGETS`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from gridsweep.config import BoxConfig, HeadDirectionConfig, TargetConfig
+from gridsweep.errors import ConfigError, DataError
+from gridsweep.seeding import torch_generator
+
+__all__ = [
+    "Target",
+    "PlaceCellTarget",
+    "CartesianTarget",
+    "CartesianHighDimTarget",
+    "PolarHighDimTarget",
+    "HeadDirectionTarget",
+    "TARGETS",
+    "PROFILES",
+    "build_target",
+    "build_head_direction",
+    "cross_entropy",
+    "mean_squared_error",
+    "decoding_error_cm",
+]
+
+
+# --------------------------------------------------------------------------------------
+# losses (per network: reduce every axis but the leading E)
+# --------------------------------------------------------------------------------------
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Soft-label softmax cross-entropy per network.
+
+    ``-(target * log_softmax(logits)).sum(-1)`` averaged over every axis but the first,
+    using the fused, stable ``log_softmax`` (SCIENCE.md section 3).
+
+    Parameters
+    ----------
+    logits, target : Tensor, (E, ..., Np)
+
+    Returns
+    -------
+    Tensor, (E,)
+    """
+    nll = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
+    return nll.reshape(nll.shape[0], -1).mean(-1)
+
+
+def mean_squared_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error summed over outputs, averaged over every other axis but E; (E,)."""
+    se = (pred - target).pow(2).sum(-1)
+    return se.reshape(se.shape[0], -1).mean(-1)
+
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "cross_entropy": cross_entropy,
+    "mse": mean_squared_error,
+}
+
+
+def decoding_error_cm(decoded: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Mean Euclidean distance in cm per network, (E, ..., 2) x2 -> (E,) (SCIENCE.md 6)."""
+    err = (decoded - positions).norm(dim=-1)
+    return 100.0 * err.reshape(err.shape[0], -1).mean(-1)
+
+
+def _check_positions(pos: torch.Tensor, E: int) -> None:
+    if pos.ndim < 2 or pos.shape[-1] != 2 or pos.shape[0] != E:
+        raise DataError(f"positions have shape {tuple(pos.shape)}; expected (E={E}, ..., 2)")
+
+
+def _expand_params(p: torch.Tensor, pos_ndim: int) -> torch.Tensor:
+    """Reshape a per-network (E,) or (E, Np) parameter to broadcast against (E, ..., Np)."""
+    extra = pos_ndim - 2  # axes between E and Np in the encoded output
+    if p.ndim == 1:
+        return p.reshape(p.shape[0], *([1] * (extra + 1)))
+    return p.reshape(p.shape[0], *([1] * extra), *p.shape[1:])
+
+
+# --------------------------------------------------------------------------------------
+# base class
+# --------------------------------------------------------------------------------------
+class Target(ABC):
+    """A readout encoding with a leading ensemble axis.
+
+    Attributes
+    ----------
+    kind : str
+        Registry name.
+    loss_name : str
+        ``"cross_entropy"`` (outputs are logits of a softmax) or ``"mse"``.
+    n_outputs : int
+        Np, the number of readout units.
+    E : int
+        Number of networks whose parameters are stacked.
+    """
+
+    kind: str = ""
+    loss_name: str = "cross_entropy"
+
+    def __init__(self, n_outputs: int, E: int):
+        self.n_outputs = int(n_outputs)
+        self.E = int(E)
+
+    # subclasses -------------------------------------------------------------------
+    @abstractmethod
+    def encode(self, positions: torch.Tensor) -> torch.Tensor:
+        """Targets for positions: (E, ..., 2) metres -> (E, ..., Np)."""
+
+    @abstractmethod
+    def decode(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Positions from network outputs: (E, ..., Np) -> (E, ..., 2) metres."""
+
+    @abstractmethod
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """The per-network parameter tensors (leading axis E)."""
+
+    @abstractmethod
+    def _rebuild(self, tensors: dict[str, torch.Tensor]) -> "Target":
+        """A copy with these parameter tensors."""
+
+    # shared -----------------------------------------------------------------------
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-network loss, (E,)."""
+        return LOSSES[self.loss_name](outputs, targets)
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """What the network predicts as a target: softmax of logits, or the outputs (MSE)."""
+        return outputs.softmax(-1) if self.loss_name == "cross_entropy" else outputs
+
+    def select(self, index: int | Sequence[int] | torch.Tensor) -> "Target":
+        """The sub-ensemble of networks ``index`` (an int keeps the axis, E = 1)."""
+        if isinstance(index, int):
+            index = [index]
+        idx = torch.as_tensor(index, dtype=torch.long)
+        return self._rebuild({k: v[idx.to(v.device)] for k, v in self._tensors().items()})
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Target":
+        out = {}
+        for k, v in self._tensors().items():
+            out[k] = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
+        return self._rebuild(out)
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self._tensors().values())).device
+
+    def decode_template(self, outputs: torch.Tensor, box: BoxConfig, resolution: float = 0.02,
+                        chunk: int = 4096) -> torch.Tensor:
+        """Decode by matching outputs against the targets of a grid of candidate positions.
+
+        The decoded position maximises the log-likelihood ``sum_j t_j(x) log q_j`` of the
+        predicted distribution q (cross-entropy targets) or minimises the squared error
+        (MSE targets) over candidates x on a grid of spacing ``resolution`` metres. It
+        works for every encoding, including multi-field cells.
+
+        Parameters
+        ----------
+        outputs : Tensor, (E, ..., Np)
+
+        Returns
+        -------
+        Tensor, (E, ..., 2)
+        """
+        xs = torch.arange(-box.width / 2 + resolution / 2, box.width / 2, resolution)
+        ys = torch.arange(-box.height / 2 + resolution / 2, box.height / 2, resolution)
+        gx, gy = torch.meshgrid(xs, ys, indexing="xy")
+        grid = torch.stack([gx.ravel(), gy.ravel()], -1).to(outputs.device, outputs.dtype)  # (G, 2)
+        templates = self.encode(grid.expand(self.E, *grid.shape))  # (E, G, Np)
+        flat = outputs.reshape(self.E, -1, self.n_outputs)
+        best = []
+        for start in range(0, flat.shape[1], chunk):
+            block = flat[:, start:start + chunk]
+            if self.loss_name == "cross_entropy":
+                score = torch.bmm(F.log_softmax(block, -1), templates.transpose(1, 2))
+            else:
+                score = 2 * torch.bmm(block, templates.transpose(1, 2)) - templates.pow(2).sum(-1)[:, None, :]
+            best.append(score.argmax(-1))
+        idx = torch.cat(best, dim=1)
+        return grid[idx].reshape(*outputs.shape[:-1], 2)
+
+
+# --------------------------------------------------------------------------------------
+# place-cell encodings
+# --------------------------------------------------------------------------------------
+def _shift_normalise(p: torch.Tensor) -> torch.Tensor:
+    """Sorscher's normalisation: p += |min_j p_j|; p /= sum_j p_j (SCIENCE.md 3)."""
+    p = p + p.min(dim=-1, keepdim=True).values.abs()
+    return p / p.sum(dim=-1, keepdim=True)
+
+
+def _profile_gaussian(d2, se, si, ae, ai):
+    return F.softmax(-d2 / (2 * se**2), dim=-1)
+
+
+def _profile_dos(d2, se, si, ae, ai):
+    return _shift_normalise(F.softmax(-d2 / (2 * se**2), dim=-1) - F.softmax(-d2 / (2 * si**2), dim=-1))
+
+
+def _profile_dog_equinorm(d2, se, si, ae, ai):
+    return _shift_normalise(torch.exp(-d2 / (2 * se**2)) - torch.exp(-d2 / (2 * si**2)))
+
+
+def _profile_dog_general(d2, se, si, ae, ai):
+    return _shift_normalise(ae * torch.exp(-d2 / (2 * se**2)) - ai * torch.exp(-d2 / (2 * si**2)))
+
+
+def _profile_sod(d2, se, si, ae, ai):
+    return F.softmax(-d2 / (2 * se**2) + d2 / (2 * si**2), dim=-1)
+
+
+#: kind -> f(d2, sigma_E, sigma_I, alpha_E, alpha_I) -> targets, all broadcast (E, ..., Np)
+PROFILES: dict[str, Callable[..., torch.Tensor]] = {
+    "gaussian": _profile_gaussian,
+    "dos": _profile_dos,
+    "dog_equinorm": _profile_dog_equinorm,
+    "dog_general": _profile_dog_general,
+    "sod": _profile_sod,
+}
+
+
+class PlaceCellTarget(Target):
+    """Place-cell encodings: gaussian, dos, dog_equinorm, dog_general, sod (SCIENCE.md 3).
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`PROFILES`.
+    centres : Tensor, (E, Np, F, 2)
+        Field centres in metres; F fields per cell (F = 1 for homogeneous cells).
+    field_mask : Tensor of bool, (E, Np, F)
+        Which fields exist (multi-field cells are padded to F).
+    sigma_e, sigma_i : Tensor, (E, Np, F)
+        Centre and surround widths per field, metres (sigma_i unused by ``gaussian``).
+    alpha_e, alpha_i : Tensor, (E,)
+        Amplitudes (``dog_general``).
+    decode_k : int
+        Number of most active cells averaged by the top-k decoder.
+
+    Notes
+    -----
+    A cell with several fields responds through its nearest field, with that field's
+    widths (NFL's multi-field cells, SCIENCE.md section 3, claim R6). The top-k decoder
+    averages the centres of the k most active predicted cells (for ``dog_equinorm`` the k
+    least active: its targets are <= 0 before the shift); for multi-field cells it picks,
+    among all combinations of one field per selected cell, the one of least spread.
+    """
+
+    loss_name = "cross_entropy"
+
+    def __init__(self, kind, centres, field_mask, sigma_e, sigma_i, alpha_e, alpha_i, decode_k=3):
+        if kind not in PROFILES:
+            raise ConfigError(f"target.kind={kind!r}: not a place-cell kind; allowed: {sorted(PROFILES)}")
+        super().__init__(centres.shape[1], centres.shape[0])
+        self.kind = kind
+        self.centres = centres
+        self.field_mask = field_mask
+        self.sigma_e = sigma_e
+        self.sigma_i = sigma_i
+        self.alpha_e = alpha_e
+        self.alpha_i = alpha_i
+        self.decode_k = int(decode_k)
+
+    @property
+    def n_fields(self) -> int:
+        return self.centres.shape[2]
+
+    @property
+    def cell_centres(self) -> torch.Tensor:
+        """(E, Np, 2): the first field of each cell (the only one for homogeneous cells)."""
+        return self.centres[:, :, 0]
+
+    def _tensors(self):
+        return {"centres": self.centres, "field_mask": self.field_mask, "sigma_e": self.sigma_e,
+                "sigma_i": self.sigma_i, "alpha_e": self.alpha_e, "alpha_i": self.alpha_i}
+
+    def _rebuild(self, t):
+        return PlaceCellTarget(self.kind, t["centres"], t["field_mask"], t["sigma_e"], t["sigma_i"],
+                               t["alpha_e"], t["alpha_i"], self.decode_k)
+
+    def _nearest_field(self, positions: torch.Tensor):
+        """Squared distance to each cell's nearest field and that field's widths.
+
+        positions (E, ..., 2) -> d2, sigma_e, sigma_i each (E, ..., Np).
+        """
+        E = self.E
+        flat = positions.reshape(E, -1, 2)  # (E, N, 2)
+        if self.n_fields == 1:
+            c = self.cell_centres  # (E, Np, 2)
+            d2 = (flat.pow(2).sum(-1, keepdim=True) - 2 * torch.bmm(flat, c.transpose(1, 2))
+                  + c.pow(2).sum(-1)[:, None, :]).clamp_min(0)
+            se = self.sigma_e[:, None, :, 0].expand_as(d2)
+            si = self.sigma_i[:, None, :, 0].expand_as(d2)
+        else:
+            diff = flat[:, :, None, None, :] - self.centres[:, None]  # (E, N, Np, F, 2)
+            d2f = diff.pow(2).sum(-1)
+            d2f = d2f.masked_fill(~self.field_mask[:, None], float("inf"))
+            d2, idx = d2f.min(-1)  # (E, N, Np)
+            se = torch.gather(self.sigma_e[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
+            si = torch.gather(self.sigma_i[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
+        shape = (*positions.shape[:-1], self.n_outputs)
+        return d2.reshape(shape), se.reshape(shape), si.reshape(shape)
+
+    def encode(self, positions):
+        _check_positions(positions, self.E)
+        d2, se, si = self._nearest_field(positions)
+        ae = _expand_params(self.alpha_e, positions.ndim)
+        ai = _expand_params(self.alpha_i, positions.ndim)
+        return PROFILES[self.kind](d2, se, si, ae, ai)
+
+    def decode(self, outputs):
+        scores = -outputs if self.kind == "dog_equinorm" else outputs
+        k = min(self.decode_k, self.n_outputs)
+        top = scores.topk(k, dim=-1).indices  # (E, ..., k)
+        E = self.E
+        flat_idx = top.reshape(E, -1, k)  # (E, N, k)
+        if self.n_fields == 1:
+            c = self.cell_centres  # (E, Np, 2)
+            picked = torch.gather(c[:, None].expand(-1, flat_idx.shape[1], -1, -1), 2,
+                                  flat_idx[..., None].expand(-1, -1, -1, 2))  # (E, N, k, 2)
+            return picked.mean(-2).reshape(*outputs.shape[:-1], 2)
+        return self._decode_multifield(flat_idx).reshape(*outputs.shape[:-1], 2)
+
+    def _decode_multifield(self, idx: torch.Tensor) -> torch.Tensor:
+        """Least-spread combination of one field per top cell; idx (E, N, k) -> (E, N, 2)."""
+        E, N, k = idx.shape
+        Fm = self.n_fields
+        ar = torch.arange(E, device=idx.device)[:, None, None]
+        cen = self.centres[ar, idx]  # (E, N, k, F, 2)
+        mask = self.field_mask[ar, idx]  # (E, N, k, F)
+        # all F^k combinations of field indices
+        combos = torch.cartesian_prod(*[torch.arange(Fm, device=idx.device)] * k).reshape(-1, k)  # (C, k)
+        out = torch.empty(E, N, 2, dtype=cen.dtype, device=cen.device)
+        step = max(1, 2_000_000 // max(1, combos.shape[0] * k))
+        kk = torch.arange(k, device=idx.device)
+        for s in range(0, N, step):
+            cb = cen[:, s:s + step]  # (E, n, k, F, 2)
+            mb = mask[:, s:s + step]
+            pts = cb[:, :, kk, combos]  # (E, n, C, k, 2)
+            valid = mb[:, :, kk, combos].all(-1)  # (E, n, C)
+            mean = pts.mean(-2, keepdim=True)
+            spread = (pts - mean).pow(2).sum((-1, -2)).masked_fill(~valid, float("inf"))
+            best = spread.argmin(-1)  # (E, n)
+            out[:, s:s + step] = torch.gather(mean[..., 0, :], 2, best[..., None, None].expand(-1, -1, 1, 2))[:, :, 0]
+        return out
+
+
+def _draw_uniform(gen, shape, low, high, dtype):
+    return low + (high - low) * torch.rand(shape, generator=gen, dtype=dtype)
+
+
+def _build_place_cells(cfgs: Sequence[TargetConfig], seeds: Sequence[int], box: BoxConfig, dtype) -> PlaceCellTarget:
+    kind = cfgs[0].kind
+    Np = cfgs[0].n_cells
+    het = [c.heterogeneity for c in cfgs]
+    Fmax = max((h.max_fields if h is not None and h.fields_lambda > 0 else 1) for h in het)
+    centres = torch.zeros(len(cfgs), Np, Fmax, 2, dtype=dtype)
+    mask = torch.zeros(len(cfgs), Np, Fmax, dtype=torch.bool)
+    se = torch.zeros(len(cfgs), Np, Fmax, dtype=dtype)
+    si = torch.zeros(len(cfgs), Np, Fmax, dtype=dtype)
+    for e, (cfg, seed) in enumerate(zip(cfgs, seeds)):
+        g = torch_generator(seed, "targets")
+        xy = torch.stack([_draw_uniform(g, (Np, Fmax), -box.width / 2, box.width / 2, dtype),
+                          _draw_uniform(g, (Np, Fmax), -box.height / 2, box.height / 2, dtype)], -1)
+        centres[e] = xy
+        h = cfg.heterogeneity
+        sig_e = torch.full((Np, Fmax), cfg.sigma, dtype=dtype)
+        ratio_i = (cfg.sigma_i / cfg.sigma) if cfg.sigma_i is not None else 1.0
+        sig_i = sig_e * ratio_i
+        if h is None:
+            m = torch.zeros(Np, Fmax, dtype=torch.bool)
+            m[:, 0] = True
+        else:
+            if h.fields_lambda > 0:
+                rate = torch.full((Np,), float(h.fields_lambda), dtype=torch.float64)
+                nf = (1 + torch.poisson(rate, generator=g).long()).clamp(max=Fmax)
+            else:
+                nf = torch.ones(Np, dtype=torch.long)
+            m = torch.arange(Fmax)[None, :] < nf[:, None]
+            if h.sigma_range is not None:
+                sig_e = _draw_uniform(g, (Np, Fmax), h.sigma_range[0], h.sigma_range[1], dtype)
+                sig_i = sig_e * ratio_i
+            if h.surround_width_ratio_range is not None:
+                r = _draw_uniform(g, (Np, Fmax), *h.surround_width_ratio_range, dtype)
+                sig_i = sig_e * r
+        mask[e] = m
+        se[e] = sig_e
+        si[e] = sig_i
+    alpha_e = torch.tensor([c.alpha_e for c in cfgs], dtype=dtype)
+    alpha_i = torch.tensor([c.alpha_i for c in cfgs], dtype=dtype)
+    return PlaceCellTarget(kind, centres, mask, se, si, alpha_e, alpha_i, cfgs[0].decode_k)
+
+
+# --------------------------------------------------------------------------------------
+# Cartesian and polar encodings
+# --------------------------------------------------------------------------------------
+class CartesianTarget(Target):
+    """The position itself, x in R^2, with an MSE loss (SCIENCE.md section 3)."""
+
+    kind = "cartesian"
+    loss_name = "mse"
+
+    def __init__(self, E: int, dummy: torch.Tensor | None = None):
+        super().__init__(2, E)
+        self._dummy = torch.zeros(E) if dummy is None else dummy
+
+    def _tensors(self):
+        return {"dummy": self._dummy}
+
+    def _rebuild(self, t):
+        return CartesianTarget(t["dummy"].shape[0], t["dummy"])
+
+    def encode(self, positions):
+        _check_positions(positions, self.E)
+        return positions
+
+    def decode(self, outputs):
+        return outputs
+
+
+class CartesianHighDimTarget(Target):
+    """A random affine embedding ``A x + b`` of the position, decoded with pinv(A).
+
+    Notes
+    -----
+    SCIENCE.md section 3: A in R^{Np x 2}, b ~ U(-1, 1). The entries of A are drawn
+    U(-1, 1) here as well (the distribution of A is not stated in the papers).
+    """
+
+    kind = "cartesian_highdim"
+    loss_name = "mse"
+
+    def __init__(self, A: torch.Tensor, b: torch.Tensor):
+        super().__init__(A.shape[1], A.shape[0])
+        self.A, self.b = A, b  # (E, Np, 2), (E, Np)
+
+    def _tensors(self):
+        return {"A": self.A, "b": self.b}
+
+    def _rebuild(self, t):
+        return CartesianHighDimTarget(t["A"], t["b"])
+
+    def encode(self, positions):
+        _check_positions(positions, self.E)
+        flat = positions.reshape(self.E, -1, 2)
+        out = torch.bmm(flat, self.A.transpose(1, 2)) + self.b[:, None, :]
+        return out.reshape(*positions.shape[:-1], self.n_outputs)
+
+    def decode(self, outputs):
+        flat = outputs.reshape(self.E, -1, self.n_outputs) - self.b[:, None, :]
+        pinv = torch.linalg.pinv(self.A)  # (E, 2, Np)
+        return torch.bmm(flat, pinv.transpose(1, 2)).reshape(*outputs.shape[:-1], 2)
+
+
+class PolarHighDimTarget(Target):
+    """Np/2 units linear in the radius and Np/2 von Mises units of the polar angle.
+
+    Notes
+    -----
+    SCIENCE.md section 3: units ``a_j r + b_j`` (a_j, b_j ~ U(-1, 1)) and
+    ``exp(kappa cos(theta - mu_j))`` with preferred angles mu_j evenly spaced on the
+    circle. Decoding: r by least squares on the radial units, theta from the most active
+    angular unit.
+    """
+
+    kind = "polar_highdim"
+    loss_name = "mse"
+
+    def __init__(self, a, b, mu, kappa):
+        super().__init__(2 * a.shape[1], a.shape[0])
+        self.a, self.b, self.mu, self.kappa = a, b, mu, kappa  # (E, H) x3, (E,)
+
+    def _tensors(self):
+        return {"a": self.a, "b": self.b, "mu": self.mu, "kappa": self.kappa}
+
+    def _rebuild(self, t):
+        return PolarHighDimTarget(t["a"], t["b"], t["mu"], t["kappa"])
+
+    def encode(self, positions):
+        _check_positions(positions, self.E)
+        r = positions.norm(dim=-1, keepdim=True)
+        theta = torch.atan2(positions[..., 1], positions[..., 0])[..., None]
+        nd = positions.ndim
+        radial = _expand_params(self.a, nd) * r + _expand_params(self.b, nd)
+        angular = torch.exp(_expand_params(self.kappa, nd) * torch.cos(theta - _expand_params(self.mu, nd)))
+        return torch.cat([radial, angular], -1)
+
+    def decode(self, outputs):
+        H = self.a.shape[1]
+        nd = outputs.ndim
+        a = _expand_params(self.a, nd)
+        radial = outputs[..., :H] - _expand_params(self.b, nd)
+        r = (radial * a).sum(-1) / a.pow(2).sum(-1)
+        j = outputs[..., H:].argmax(-1)
+        mu = torch.gather(self.mu.reshape(self.E, *([1] * (nd - 2)), H).expand(*outputs.shape[:-1], H), -1,
+                          j[..., None])[..., 0]
+        return torch.stack([r * torch.cos(mu), r * torch.sin(mu)], -1)
+
+
+# --------------------------------------------------------------------------------------
+# head-direction cells (an extra readout)
+# --------------------------------------------------------------------------------------
+class HeadDirectionTarget:
+    """Head-direction cells with von Mises tuning, softmax-normalised (Banino et al. 2018).
+
+    ``encode(headings (E, ...)) -> (E, ..., Nh)``; preferred directions are drawn
+    uniformly from each network's seed. Decoding returns the circular mean of the
+    predicted distribution's preferred directions.
+    """
+
+    kind = "head_direction"
+    loss_name = "cross_entropy"
+
+    def __init__(self, mu: torch.Tensor, kappa: float):
+        self.mu = mu  # (E, Nh)
+        self.kappa = float(kappa)
+        self.E, self.n_outputs = mu.shape
+
+    def encode(self, headings: torch.Tensor) -> torch.Tensor:
+        mu = self.mu.reshape(self.E, *([1] * (headings.ndim - 1)), self.n_outputs)
+        return F.softmax(self.kappa * torch.cos(headings[..., None] - mu), dim=-1)
+
+    def decode(self, outputs: torch.Tensor) -> torch.Tensor:
+        q = outputs.softmax(-1)
+        mu = self.mu.reshape(self.E, *([1] * (outputs.ndim - 2)), self.n_outputs)
+        return torch.atan2((q * torch.sin(mu)).sum(-1), (q * torch.cos(mu)).sum(-1))
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(outputs, targets)
+
+    def select(self, index) -> "HeadDirectionTarget":
+        idx = torch.as_tensor([index] if isinstance(index, int) else index, dtype=torch.long)
+        return HeadDirectionTarget(self.mu[idx.to(self.mu.device)], self.kappa)
+
+    def to(self, device=None, dtype=None) -> "HeadDirectionTarget":
+        return HeadDirectionTarget(self.mu.to(device=device, dtype=dtype), self.kappa)
+
+
+def build_head_direction(cfg: HeadDirectionConfig, seeds: Sequence[int], dtype=torch.float32) -> HeadDirectionTarget:
+    """Head-direction readout for E networks (one seed each)."""
+    mu = torch.stack([2 * math.pi * torch.rand(cfg.n_cells, generator=torch_generator(s, "head_direction"), dtype=dtype)
+                      for s in seeds])
+    return HeadDirectionTarget(mu, cfg.kappa)
+
+
+# --------------------------------------------------------------------------------------
+# registry and builder
+# --------------------------------------------------------------------------------------
+def _build_cartesian(cfgs, seeds, box, dtype):
+    return CartesianTarget(len(cfgs), torch.zeros(len(cfgs), dtype=dtype))
+
+
+def _build_cartesian_highdim(cfgs, seeds, box, dtype):
+    Np = cfgs[0].n_cells
+    A, b = [], []
+    for s in seeds:
+        g = torch_generator(s, "targets")
+        A.append(_draw_uniform(g, (Np, 2), -1.0, 1.0, dtype))
+        b.append(_draw_uniform(g, (Np,), -1.0, 1.0, dtype))
+    return CartesianHighDimTarget(torch.stack(A), torch.stack(b))
+
+
+def _build_polar_highdim(cfgs, seeds, box, dtype):
+    H = cfgs[0].n_cells // 2
+    a, b = [], []
+    for s in seeds:
+        g = torch_generator(s, "targets")
+        a.append(_draw_uniform(g, (H,), -1.0, 1.0, dtype))
+        b.append(_draw_uniform(g, (H,), -1.0, 1.0, dtype))
+    mu = (2 * math.pi * torch.arange(H, dtype=dtype) / H).expand(len(cfgs), H).clone()
+    kappa = torch.tensor([c.kappa for c in cfgs], dtype=dtype)
+    return PolarHighDimTarget(torch.stack(a), torch.stack(b), mu, kappa)
+
+
+#: kind -> builder(cfgs, seeds, box, dtype) -> Target
+TARGETS: dict[str, Callable[..., Target]] = {
+    "cartesian": _build_cartesian,
+    "cartesian_highdim": _build_cartesian_highdim,
+    "polar_highdim": _build_polar_highdim,
+    **{k: _build_place_cells for k in PROFILES},
+}
+
+
+def build_target(
+    cfg: TargetConfig | Sequence[TargetConfig],
+    seeds: int | Sequence[int],
+    box: BoxConfig | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Target:
+    """Build the targets of E networks.
+
+    Parameters
+    ----------
+    cfg : TargetConfig or sequence of E TargetConfig
+        One config is shared by every seed. Several configs must share ``kind`` and
+        ``n_cells`` (they may differ in widths, surround, amplitudes, heterogeneity).
+    seeds : int or sequence of E ints
+        Run seeds; each network's parameters come from the ``"targets"`` stream of its seed.
+    box : BoxConfig, optional
+        The arena (default 2.2 m square).
+
+    Returns
+    -------
+    Target
+        With ``E = len(seeds)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gridsweep.config import TargetConfig
+    >>> t = build_target(TargetConfig(kind="dos", n_cells=64, surround_width_ratio=2.0), seeds=0)
+    >>> y = t.encode(torch.zeros(1, 5, 2))
+    >>> tuple(y.shape), bool(torch.allclose(y.sum(-1), torch.ones(1, 5)))
+    ((1, 5, 64), True)
+    """
+    box = box or BoxConfig()
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    cfgs = [cfg] * len(seeds) if isinstance(cfg, TargetConfig) else list(cfg)
+    if len(cfgs) != len(seeds):
+        raise ConfigError(f"got {len(cfgs)} target configs for {len(seeds)} seeds; they must match")
+    if not seeds:
+        raise ConfigError("seeds: need at least one network")
+    kinds = {c.kind for c in cfgs}
+    sizes = {c.n_cells for c in cfgs}
+    if len(kinds) > 1 or len(sizes) > 1:
+        raise ConfigError(f"an ensemble needs one target kind and n_cells; got kinds {sorted(kinds)}, n_cells {sorted(sizes)}")
+    target = TARGETS[cfgs[0].kind](cfgs, seeds, box, dtype)
+    return target.to(device=device)

@@ -1,0 +1,423 @@
+"""Training path integrators: one network or an ensemble of E networks in one computation.
+
+The loop is deliberately short (nanoGPT-style): fresh trajectories every step from each
+network's own generator, one forward pass, per-network loss (readout loss + L2 penalty on
+the recurrent matrix), per-network gradient clipping, per-network optimiser step.
+Networks are independent: network e's gradients equal those it would have alone.
+
+Every network keeps its own run directory (docs/architecture.md): resolved config,
+metrics, status and a checkpoint holding its weights, optimiser state and generator
+states, so a run stopped and resumed gives the same weights as an uninterrupted run.
+A network whose loss or weights become non-finite is frozen, marked ``diverged`` and
+the others carry on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from gridsweep.config import RunConfig, config_hash, validate_config
+from gridsweep.errors import ConfigError
+from gridsweep.models import PathIntegrator, build_model
+from gridsweep.optim import EnsembleOptimizer, clip_grad_norm_per_network
+from gridsweep.seeding import torch_generator
+from gridsweep.targets import HeadDirectionTarget, Target, build_head_direction, build_target, decoding_error_cm
+from gridsweep.trajectories import Trajectories, generate
+
+__all__ = ["Ensemble", "TrainResult", "train", "train_ensemble", "ensemble_key", "PER_NETWORK_FIELDS",
+           "write_json_atomic", "load_run"]
+
+#: Config fields that may differ between networks trained as one ensemble.
+PER_NETWORK_FIELDS = (
+    "name", "seed",
+    "target.sigma", "target.surround_width_ratio", "target.surround_variance_ratio",
+    "target.alpha_e", "target.alpha_i", "target.kappa", "target.heterogeneity",
+    "model.init", "model.dropout",
+    "training.learning_rate", "training.weight_decay", "training.momentum", "training.grad_clip",
+)
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def ensemble_key(cfg: RunConfig) -> str:
+    """Hash of everything that must agree for configs to train as one ensemble.
+
+    Two configs with the same key differ only in :data:`PER_NETWORK_FIELDS`.
+    """
+    d = cfg.to_dict()
+    for dotted in PER_NETWORK_FIELDS:
+        node = d
+        parts = dotted.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        node.pop(parts[-1], None)
+    return config_hash(d)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and an atomic rename."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float))
+    os.replace(tmp, path)
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) network reports."""
+
+    config: RunConfig
+    status: str  # "done" | "diverged" | "stopped"
+    step: int
+    metrics: dict[str, float]
+    run_dir: Path | None = None
+    diverged_at: int | None = None
+
+
+class Ensemble:
+    """E networks of one shape with their targets, optimiser and random streams.
+
+    Parameters
+    ----------
+    cfgs : sequence of RunConfig
+        Configs that agree on :func:`ensemble_key` (they may differ in
+        :data:`PER_NETWORK_FIELDS`).
+    device : str or torch.device
+    """
+
+    def __init__(self, cfgs: Sequence[RunConfig], device: torch.device | str = "cpu"):
+        cfgs = [validate_config(c) for c in cfgs]
+        if not cfgs:
+            raise ConfigError("an ensemble needs at least one config")
+        keys = {ensemble_key(c) for c in cfgs}
+        if len(keys) != 1:
+            raise ConfigError("configs differ in fields that must agree within an ensemble "
+                              f"(only {', '.join(PER_NETWORK_FIELDS)} may differ)")
+        self.cfgs = list(cfgs)
+        self.cfg = cfgs[0]
+        self.device = torch.device(device)
+        self.dtype = DTYPES[self.cfg.training.dtype]
+        seeds = [c.seed for c in cfgs]
+        self.E = len(cfgs)
+        self.target: Target = build_target([c.target for c in cfgs], seeds, self.cfg.box,
+                                           device=self.device, dtype=self.dtype)
+        self.hd: HeadDirectionTarget | None = None
+        n_out = self.target.n_outputs
+        if self.cfg.head_direction is not None:
+            self.hd = build_head_direction(self.cfg.head_direction, seeds, self.dtype).to(self.device)
+            n_out += self.hd.n_outputs
+        self.model: PathIntegrator = build_model([c.model for c in cfgs], self.target.n_outputs, n_out, seeds,
+                                                 device=self.device, dtype=self.dtype)
+        t = lambda vals: torch.tensor(vals, dtype=torch.float64, device=self.device)  # noqa: E731
+        self.optimizer = EnsembleOptimizer(list(self.model.parameters()), self.cfg.training.optimizer,
+                                           t([c.training.learning_rate for c in cfgs]),
+                                           t([c.training.momentum for c in cfgs]))
+        self.weight_decay = t([c.training.weight_decay for c in cfgs]).to(self.dtype)
+        self.grad_clip = t([c.training.grad_clip if c.training.grad_clip else float("inf") for c in cfgs]).to(self.dtype)
+        self.traj_gens = [torch_generator(s, "trajectories", self.device) for s in seeds]
+        self.dropout_gens = [torch_generator(s, "dropout", self.device) for s in seeds]
+        self.active = torch.ones(self.E, dtype=torch.bool, device=self.device)
+        self.diverged_at: list[int | None] = [None] * self.E
+        self.step = 0
+
+    # ----------------------------------------------------------------------------------
+    def sample(self, batch: int | None = None, steps: int | None = None,
+               gens: Sequence[torch.Generator] | None = None) -> Trajectories:
+        """Fresh trajectories (E, B, T, ...) from each network's own generator."""
+        return generate(gens or self.traj_gens, self.cfg.trajectory, self.cfg.box,
+                        batch=batch, steps=steps, dtype=self.dtype)
+
+    def _dropout_mask(self, shape: tuple[int, ...]) -> torch.Tensor | None:
+        if not bool((self.model.dropout > 0).any()):
+            return None
+        masks = []
+        for e, g in enumerate(self.dropout_gens):
+            keep = 1 - float(self.model.dropout[e])
+            masks.append((torch.rand(shape[1:], generator=g, device=self.device, dtype=self.dtype) < keep).to(self.dtype))
+        return torch.stack(masks)
+
+    def losses(self, traj: Trajectories, train: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-network readout loss (E,), outputs (E, B, T, Nout) and hidden (E, B, T, Ng)."""
+        code0 = self.target.encode(traj.start)
+        y = self.target.encode(traj.positions)
+        hidden = self.model.hidden(traj.velocities, code0)
+        mask = self._dropout_mask(tuple(hidden.shape)) if train else None
+        out = self.model.readout(hidden, mask)
+        Np = self.target.n_outputs
+        loss = self.target.loss(out[..., :Np], y)
+        if self.hd is not None:
+            w = self.cfg.head_direction.loss_weight
+            loss = loss + w * self.hd.loss(out[..., Np:], self.hd.encode(traj.headings))
+        return loss, out, hidden
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One optimisation step of every active network; returns per-network metrics."""
+        traj = self.sample()
+        loss, out, _ = self.losses(traj, train=True)
+        penalty = self.model.recurrent_penalty()
+        wd_on = self.step >= self.cfg.training.weight_decay_start
+        total = loss + (self.weight_decay * penalty if wd_on else 0.0)
+        finite = torch.isfinite(total)
+        newly = self.active & ~finite
+        self.active = self.active & finite
+        self.optimizer.zero_grad()
+        torch.where(self.active, total, torch.zeros_like(total)).sum().backward()
+        if bool(torch.isfinite(self.grad_clip).any()):
+            clip_grad_norm_per_network(self.optimizer.params, self.grad_clip)
+        self.optimizer.step(self.active)
+        with torch.no_grad():
+            ok = torch.stack([torch.isfinite(p).reshape(self.E, -1).all(-1) for p in self.model.parameters()]).all(0)
+            newly = newly | (self.active & ~ok)
+            self.active = self.active & ok
+        for e in torch.nonzero(newly).flatten().tolist():
+            self.diverged_at[e] = self.step
+        self.step += 1
+        with torch.no_grad():
+            decoded = self.target.decode(out[..., :self.target.n_outputs].detach())
+            err = decoding_error_cm(decoded, traj.positions)
+        return {"loss": loss.detach(), "penalty": penalty.detach(), "decoding_error_cm": err}
+
+    @torch.no_grad()
+    def evaluate(self, n_trajectories: int | None = None, steps: int | None = None, seed_stream: str = "eval",
+                 chunk: int = 250) -> torch.Tensor:
+        """Decoding error (cm) per network on held-out trajectories, (E,).
+
+        The held-out set comes from each network's ``seed_stream`` generator, restarted
+        on every call, so successive evaluations use the same trajectories.
+        """
+        ev = self.cfg.evaluation
+        n = n_trajectories or ev.n_trajectories
+        steps = steps or ev.sequence_length
+        gens = [torch_generator(c.seed, seed_stream, self.device) for c in self.cfgs]
+        errs = []
+        for start in range(0, n, chunk):
+            traj = self.sample(batch=min(chunk, n - start), steps=steps, gens=gens)
+            _, out, _ = self.losses(traj, train=False)
+            decoded = self.target.decode(out[..., :self.target.n_outputs])
+            errs.append(decoding_error_cm(decoded, traj.positions) * traj.positions.shape[1])
+        return torch.stack(errs).sum(0) / n
+
+    # -- per-network checkpoints -----------------------------------------------------
+    def network_state(self, e: int) -> dict[str, Any]:
+        """Everything needed to resume network e alone: weights, optimiser, RNG, step."""
+        return {
+            "config": self.cfgs[e].to_dict(),
+            "step": self.step,
+            "model": {k: v[e:e + 1].detach().clone().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.select_state([e]),
+            "traj_rng": self.traj_gens[e].get_state(),
+            "dropout_rng": self.dropout_gens[e].get_state(),
+            "active": bool(self.active[e]),
+            "diverged_at": self.diverged_at[e],
+        }
+
+    def load_network_states(self, states: Sequence[dict[str, Any]]) -> None:
+        """Restore all E networks from per-network states (they must share one step)."""
+        steps = {s["step"] for s in states}
+        if len(steps) != 1:
+            raise ConfigError(f"cannot resume an ensemble from checkpoints at different steps {sorted(steps)}")
+        self.step = steps.pop()
+        sd = {k: torch.cat([s["model"][k] for s in states]).to(self.device) for k in states[0]["model"]}
+        self.model.load_state_dict(sd)
+        self.optimizer.load_state_dict(EnsembleOptimizer.stack_states([s["optimizer"] for s in states]))
+        for e, s in enumerate(states):
+            self.traj_gens[e].set_state(s["traj_rng"])
+            self.dropout_gens[e].set_state(s["dropout_rng"])
+            self.diverged_at[e] = s["diverged_at"]
+        self.active = torch.tensor([s["active"] for s in states], dtype=torch.bool, device=self.device)
+
+
+# --------------------------------------------------------------------------------------
+# run directories
+# --------------------------------------------------------------------------------------
+METRIC_FIELDS = ["step", "loss", "penalty", "train_decoding_error_cm", "eval_decoding_error_cm", "seconds"]
+
+
+class _RunDir:
+    def __init__(self, path: Path, cfg: RunConfig):
+        self.path = Path(path)
+        (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        self.cfg = cfg
+        cfg_file = self.path / "config.yaml"
+        if cfg_file.exists():
+            from gridsweep.config import load_config
+
+            old = load_config(cfg_file)
+            if old.hash() != cfg.hash():
+                raise ConfigError(f"{self.path} holds a run of a different config; choose another --out")
+        else:
+            tmp = cfg_file.with_suffix(".tmp")
+            cfg.to_yaml(tmp)
+            os.replace(tmp, cfg_file)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "last.pt"
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop metric rows logged after ``step`` (they belong to work being redone)."""
+        f = self.path / "metrics.csv"
+        if not f.exists():
+            return
+        rows = list(csv.DictReader(f.open()))
+        keep = [r for r in rows if int(r["step"]) <= step]
+        tmp = f.with_suffix(".tmp")
+        with tmp.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
+            w.writeheader()
+            w.writerows(keep)
+        os.replace(tmp, f)
+
+    def log(self, row: dict[str, Any]) -> None:
+        f = self.path / "metrics.csv"
+        new = not f.exists()
+        with f.open("a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
+            if new:
+                w.writeheader()
+            w.writerow({k: row.get(k, "") for k in METRIC_FIELDS})
+
+    def status(self, **kw: Any) -> None:
+        write_json_atomic(self.path / "status.json", kw)
+
+
+def _progress(total: int, initial: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True, leave=False)
+
+
+def train_ensemble(
+    cfgs: Sequence[RunConfig],
+    out_dirs: Sequence[str | Path] | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    resume: bool = True,
+    stop_after: int | None = None,
+    callback: Callable[[Ensemble, dict[str, torch.Tensor]], None] | None = None,
+) -> tuple[Ensemble, list[TrainResult]]:
+    """Train E networks of one shape together.
+
+    Parameters
+    ----------
+    cfgs : sequence of RunConfig
+        Must agree on :func:`ensemble_key`.
+    out_dirs : sequence of paths, optional
+        One run directory per network. Existing checkpoints there are resumed from when
+        ``resume`` is true (all networks must be at the same step).
+    stop_after : int, optional
+        Stop (as if interrupted) once this many steps have been completed; for tests of
+        resume and for time-boxed work.
+    callback : callable, optional
+        Called as ``callback(ensemble, step_metrics)`` after every step.
+
+    Returns
+    -------
+    (Ensemble, list of TrainResult)
+    """
+    ens = Ensemble(cfgs, device=device)
+    dirs = [_RunDir(Path(d), c) for d, c in zip(out_dirs, ens.cfgs)] if out_dirs else None
+    if dirs and resume and all(d.checkpoint.exists() for d in dirs):
+        ens.load_network_states([torch.load(d.checkpoint, map_location="cpu", weights_only=False) for d in dirs])
+        for d in dirs:
+            d.truncate_metrics(ens.step)
+    elif dirs:
+        for d in dirs:
+            d.truncate_metrics(-1)
+    tr = ens.cfg.training
+    n_steps = tr.n_steps
+    t0 = time.perf_counter()
+    last_eval = torch.full((ens.E,), float("nan"))
+    bar = _progress(n_steps, ens.step, progress, f"train {ens.cfg.model.cell} x{ens.E}")
+    for d in dirs or []:
+        d.status(status="running", step=ens.step)
+    stopped = False
+    while ens.step < n_steps and bool(ens.active.any()):
+        m = ens.train_step()
+        if callback is not None:
+            callback(ens, m)
+        step = ens.step
+        do_eval = step % tr.eval_every == 0 or step == n_steps
+        if do_eval:
+            last_eval = ens.evaluate().cpu()
+        if dirs and (step % tr.log_every == 0 or do_eval or step == n_steps):
+            secs = time.perf_counter() - t0
+            for e, d in enumerate(dirs):
+                if ens.diverged_at[e] is not None and ens.diverged_at[e] < step - 1:
+                    continue
+                d.log({"step": step, "loss": float(m["loss"][e]), "penalty": float(m["penalty"][e]),
+                       "train_decoding_error_cm": float(m["decoding_error_cm"][e]),
+                       "eval_decoding_error_cm": float(last_eval[e]) if do_eval else "", "seconds": round(secs, 3)})
+        if dirs and (step % tr.checkpoint_every == 0 or step == n_steps):
+            for e, d in enumerate(dirs):
+                _save_atomic(ens.network_state(e), d.checkpoint)
+        bar.update(1)
+        if step % 10 == 0 or step == n_steps:
+            bar.set_postfix(loss=f"{float(m['loss'].mean()):.3f}", err_cm=f"{float(m['decoding_error_cm'].mean()):.1f}",
+                            active=int(ens.active.sum()))
+        if stop_after is not None and step >= stop_after:
+            stopped = True
+            break
+    bar.close()
+    if dirs and not stopped:
+        for e, d in enumerate(dirs):
+            _save_atomic(ens.network_state(e), d.checkpoint)
+    final_eval = ens.evaluate().cpu() if not stopped else last_eval
+    results = []
+    elapsed = time.perf_counter() - t0
+    for e, cfg in enumerate(ens.cfgs):
+        status = "diverged" if ens.diverged_at[e] is not None else ("stopped" if stopped else "done")
+        metrics = {"decoding_error_cm": float(final_eval[e]), "steps": ens.step, "train_seconds": elapsed,
+                   "seconds_per_step_per_network": elapsed / max(1, ens.step) / ens.E}
+        res = TrainResult(cfg, status, ens.step, metrics, Path(out_dirs[e]) if out_dirs else None, ens.diverged_at[e])
+        if dirs:
+            dirs[e].status(status=status, step=ens.step, diverged_at=ens.diverged_at[e])
+            if status != "stopped":
+                write_json_atomic(dirs[e].path / "summary.json", {"status": status, **metrics,
+                                                                  "config_hash": cfg.hash()})
+        results.append(res)
+    return ens, results
+
+
+def train(cfg: RunConfig, out_dir: str | Path | None = None, **kw: Any) -> tuple[Ensemble, TrainResult]:
+    """Train one network (an ensemble of one). See :func:`train_ensemble` for options.
+
+    Examples
+    --------
+    >>> from gridsweep.config import RunConfig
+    >>> cfg = RunConfig().with_overrides({"model.hidden_size": 16, "target.n_cells": 16,
+    ...     "training.n_steps": 3, "trajectory.batch_size": 4, "evaluation.n_trajectories": 4})
+    >>> ens, res = train(cfg, progress=False)
+    >>> res.status, res.step
+    ('done', 3)
+    """
+    ens, results = train_ensemble([cfg], [out_dir] if out_dir is not None else None, **kw)
+    return ens, results[0]
+
+
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> Ensemble:
+    """An ensemble of one holding the trained network of a run directory."""
+    from gridsweep.config import load_config
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    ens = Ensemble([cfg], device=device)
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    if not ckpt.exists():
+        raise ConfigError(f"{run_dir}: no checkpoint at {ckpt}")
+    ens.load_network_states([torch.load(ckpt, map_location="cpu", weights_only=False)])
+    return ens

@@ -1,0 +1,284 @@
+"""Simulated trajectories of an animal foraging in a box.
+
+Two motion models, both vectorised over any leading batch shape and seeded by explicit
+``torch.Generator`` objects (never the global RNG):
+
+``sorscher``
+    The published generator of Sorscher et al. (used by Sorscher, Nayebi and NFL),
+    SCIENCE.md section 2: i.i.d. turn rate and Rayleigh speed per step, wall avoidance
+    that turns the heading parallel to a wall closer than 3 cm and slows the agent.
+``ou``
+    A RatInABox-style model: Ornstein-Uhlenbeck processes for speed and rotational
+    velocity, with a soft repulsion that removes the velocity component towards a wall
+    as the agent approaches it.
+
+Randomness and dynamics are separated: :func:`sample_noise` draws every random number
+of a batch from one generator, :func:`integrate` turns that noise into positions
+deterministically. Networks in an ensemble each own a generator, so a network trained
+in an ensemble sees exactly the trajectories it would see alone.
+
+Conventions (SCIENCE.md section 2): the network input at step t is the displacement
+``velocities[..., t, :]`` that moves ``positions[..., t-1, :]`` (``start`` for t = 0) to
+``positions[..., t, :]``; the target at step t is ``positions[..., t, :]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from gridsweep.config import BoxConfig, TrajectoryConfig
+
+__all__ = ["Trajectories", "sample_noise", "integrate", "generate", "MOTION_MODELS"]
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """A batch of trajectories.
+
+    Attributes
+    ----------
+    velocities : Tensor, (..., T, 2)
+        Displacement per step in metres (the network input; divide by dt for m/s).
+    start : Tensor, (..., 2)
+        Position before the first step, metres.
+    positions : Tensor, (..., T, 2)
+        Position after each step, metres (the network target).
+    headings : Tensor, (..., T)
+        Direction of motion of each step, radians in [-pi, pi).
+    """
+
+    velocities: torch.Tensor
+    start: torch.Tensor
+    positions: torch.Tensor
+    headings: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "Trajectories":
+        return Trajectories(*(t.to(device) for t in (self.velocities, self.start, self.positions, self.headings)))
+
+
+def _uniform(gen: torch.Generator, shape: Sequence[int], low: float, high: float, device, dtype) -> torch.Tensor:
+    return low + (high - low) * torch.rand(shape, generator=gen, device=device, dtype=dtype)
+
+
+def sample_noise(
+    gen: torch.Generator,
+    batch: int,
+    steps: int,
+    cfg: TrajectoryConfig,
+    box: BoxConfig,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, torch.Tensor]:
+    """Draw every random number one batch of trajectories needs, from ``gen`` alone.
+
+    Parameters
+    ----------
+    gen : torch.Generator
+        Source of randomness; its device is the device of every returned tensor.
+    batch, steps : int
+        B trajectories of T steps.
+
+    Returns
+    -------
+    dict of Tensor
+        ``start`` (B, 2), ``heading`` (B,), and per-step noise (B, T) whose meaning
+        depends on the motion model (``turn`` and ``speed`` for sorscher; standard
+        normals ``speed_noise``, ``rotation_noise`` and an initial ``speed0`` for ou).
+    """
+    dev = gen.device
+    start = torch.stack(
+        [
+            _uniform(gen, (batch,), -box.width / 2, box.width / 2, dev, dtype),
+            _uniform(gen, (batch,), -box.height / 2, box.height / 2, dev, dtype),
+        ],
+        dim=-1,
+    )
+    heading = _uniform(gen, (batch,), 0.0, 2 * math.pi, dev, dtype)
+    if cfg.motion == "sorscher":
+        turn = cfg.turn_rate_std * torch.randn((batch, steps), generator=gen, device=dev, dtype=dtype)
+        # Rayleigh(scale b) = b * sqrt(-2 ln U), U ~ U(0, 1]
+        u = 1.0 - torch.rand((batch, steps), generator=gen, device=dev, dtype=dtype)
+        speed = cfg.speed_scale * torch.sqrt(-2.0 * torch.log(u))
+        return {"start": start, "heading": heading, "turn": turn, "speed": speed}
+    speed0 = (cfg.ou_speed_mean + cfg.ou_speed_std * torch.randn((batch,), generator=gen, device=dev, dtype=dtype)).abs()
+    return {
+        "start": start,
+        "heading": heading,
+        "speed0": speed0,
+        "speed_noise": torch.randn((batch, steps), generator=gen, device=dev, dtype=dtype),
+        "rotation_noise": torch.randn((batch, steps), generator=gen, device=dev, dtype=dtype),
+    }
+
+
+def _wrap_angle(a: torch.Tensor) -> torch.Tensor:
+    return torch.remainder(a + math.pi, 2 * math.pi) - math.pi
+
+
+def _nearest_wall(pos: torch.Tensor, box: BoxConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distance to the nearest wall and the angle of its outward normal.
+
+    Walls in order +x, +y, -x, -y with outward normals at 0, pi/2, pi, 3 pi/2.
+    """
+    hw, hh = box.width / 2, box.height / 2
+    x, y = pos[..., 0], pos[..., 1]
+    dists = torch.stack([hw - x, hh - y, hw + x, hh + y], dim=-1)
+    d_wall, idx = dists.min(dim=-1)
+    return d_wall, idx.to(pos.dtype) * (math.pi / 2)
+
+
+def _clip_to_box(pos: torch.Tensor, box: BoxConfig) -> torch.Tensor:
+    lim = torch.tensor([box.width / 2, box.height / 2], dtype=pos.dtype, device=pos.device)
+    return torch.maximum(torch.minimum(pos, lim), -lim)
+
+
+def _wrap_to_box(pos: torch.Tensor, box: BoxConfig) -> torch.Tensor:
+    size = torch.tensor([box.width, box.height], dtype=pos.dtype, device=pos.device)
+    return torch.remainder(pos + size / 2, size) - size / 2
+
+
+def _finish(pos: torch.Tensor, box: BoxConfig, cfg: TrajectoryConfig) -> torch.Tensor:
+    if box.boundary == "periodic":
+        return _wrap_to_box(pos, box)
+    if cfg.contain:
+        return _clip_to_box(pos, box)
+    return pos
+
+
+def _integrate_sorscher(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: BoxConfig) -> Trajectories:
+    pos = noise["start"]
+    hd = noise["heading"]
+    steps = noise["turn"].shape[-1]
+    dt = cfg.dt
+    vels, poss, hds = [], [], []
+    for t in range(steps):
+        speed = noise["speed"][..., t]
+        turn = dt * noise["turn"][..., t]
+        if box.boundary == "solid":
+            d_wall, normal = _nearest_wall(pos, box)
+            a_wall = _wrap_angle(hd - normal)
+            near = (d_wall < cfg.wall_distance) & (a_wall.abs() < math.pi / 2)
+            wall_turn = torch.sign(a_wall) * (math.pi / 2 - a_wall.abs())
+            turn = turn + torch.where(near, wall_turn, torch.zeros_like(wall_turn))
+            speed = torch.where(near, speed * cfg.wall_speed_factor, speed)
+        step = (speed * dt).unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
+        new = _finish(pos + step, box, cfg)
+        # With periodic walls the input is the raw displacement, not the wrapped jump.
+        vels.append(step if box.boundary == "periodic" else new - pos)
+        poss.append(new)
+        hds.append(_wrap_angle(hd))
+        pos = new
+        hd = hd + turn
+    return Trajectories(
+        velocities=torch.stack(vels, dim=-2),
+        start=noise["start"],
+        positions=torch.stack(poss, dim=-2),
+        headings=torch.stack(hds, dim=-1),
+    )
+
+
+def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: BoxConfig) -> Trajectories:
+    """Euler-Maruyama OU speed and rotation with soft wall repulsion.
+
+    Notes
+    -----
+    RatInABox-style (George et al. 2024): speed and rotational velocity follow OU
+    processes with the given means, standard deviations and coherence times; near a wall
+    (distance d < ``ou_wall_repel_distance``) the velocity component towards the wall is
+    scaled by d / distance, so it vanishes at the wall. This is a re-derivation from the
+    described behaviour, not a copy of RatInABox's update.
+    """
+    pos = noise["start"]
+    hd = noise["heading"]
+    speed = noise["speed0"]
+    rot = torch.zeros_like(hd)
+    dt = cfg.dt
+    steps = noise["speed_noise"].shape[-1]
+    a_s = dt / cfg.ou_speed_coherence_time
+    a_r = dt / cfg.ou_rotation_coherence_time
+    hw, hh = box.width / 2, box.height / 2
+    vels, poss, hds = [], [], []
+    for t in range(steps):
+        speed = (speed + a_s * (cfg.ou_speed_mean - speed)
+                 + cfg.ou_speed_std * math.sqrt(2 * a_s) * noise["speed_noise"][..., t]).abs()
+        rot = rot - a_r * rot + cfg.ou_rotation_std * math.sqrt(2 * a_r) * noise["rotation_noise"][..., t]
+        hd = hd + rot * dt
+        v = speed.unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
+        if cfg.ou_wall_repel_distance > 0:
+            rd = cfg.ou_wall_repel_distance
+            x, y = pos[..., 0], pos[..., 1]
+            fx_pos = torch.clamp((hw - x) / rd, 0.0, 1.0)  # scale of +x motion
+            fx_neg = torch.clamp((hw + x) / rd, 0.0, 1.0)
+            fy_pos = torch.clamp((hh - y) / rd, 0.0, 1.0)
+            fy_neg = torch.clamp((hh + y) / rd, 0.0, 1.0)
+            vx = torch.where(v[..., 0] > 0, v[..., 0] * fx_pos, v[..., 0] * fx_neg)
+            vy = torch.where(v[..., 1] > 0, v[..., 1] * fy_pos, v[..., 1] * fy_neg)
+            v = torch.stack([vx, vy], dim=-1)
+        new = _clip_to_box(pos + v * dt, box)
+        step = new - pos
+        hd = torch.where(step.norm(dim=-1) > 0, torch.atan2(step[..., 1], step[..., 0]), hd)
+        vels.append(step)
+        poss.append(new)
+        hds.append(_wrap_angle(hd))
+        pos = new
+    return Trajectories(
+        velocities=torch.stack(vels, dim=-2),
+        start=noise["start"],
+        positions=torch.stack(poss, dim=-2),
+        headings=torch.stack(hds, dim=-1),
+    )
+
+
+MOTION_MODELS = {"sorscher": _integrate_sorscher, "ou": _integrate_ou}
+
+
+def integrate(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: BoxConfig) -> Trajectories:
+    """Turn sampled noise into trajectories (deterministic; any leading batch shape)."""
+    return MOTION_MODELS[cfg.motion](noise, cfg, box)
+
+
+def generate(
+    gens: torch.Generator | Sequence[torch.Generator],
+    cfg: TrajectoryConfig,
+    box: BoxConfig,
+    *,
+    batch: int | None = None,
+    steps: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Trajectories:
+    """Sample a batch of trajectories.
+
+    Parameters
+    ----------
+    gens : torch.Generator or sequence of E generators
+        One generator gives tensors of shape (B, ...); a sequence gives (E, B, ...),
+        network e drawing only from ``gens[e]``.
+    cfg, box : TrajectoryConfig, BoxConfig
+    batch, steps : int, optional
+        Default to ``cfg.batch_size`` and ``cfg.sequence_length``.
+
+    Returns
+    -------
+    Trajectories
+        velocities (…, B, T, 2), start (…, B, 2), positions (…, B, T, 2),
+        headings (…, B, T) on the generators' device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gridsweep.config import TrajectoryConfig, BoxConfig
+    >>> g = torch.Generator().manual_seed(0)
+    >>> traj = generate(g, TrajectoryConfig(), BoxConfig(), batch=4, steps=10)
+    >>> tuple(traj.positions.shape)
+    (4, 10, 2)
+    """
+    batch = cfg.batch_size if batch is None else batch
+    steps = cfg.sequence_length if steps is None else steps
+    if isinstance(gens, torch.Generator):
+        return integrate(sample_noise(gens, batch, steps, cfg, box, dtype=dtype), cfg, box)
+    noises = [sample_noise(g, batch, steps, cfg, box, dtype=dtype) for g in gens]
+    stacked = {k: torch.stack([n[k] for n in noises]) for k in noises[0]}
+    return integrate(stacked, cfg, box)
