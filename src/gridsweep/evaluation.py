@@ -181,3 +181,24 @@ def _write_figures(out_dir: Path, rm, table) -> None:
     fig, _ = plot_score_histogram(scores)
     fig.savefig(out_dir / "score_histogram.png", dpi=110)
     plt.close(fig)
+
+
+def untrained_ratemaps(cfg, n_samples: int | None = None, bins: int | None = None, seed: int | None = None,
+                       device: torch.device | str = "cpu"):
+    """Rate maps of the *untrained* network of ``cfg`` (the same architecture at step 0).
+
+    The null that trained networks' grid-score fractions and neural predictivity must
+    beat (SCIENCE.md sections 6-7): noisy maps of an untrained ReLU RNN already score
+    above 0.3 for a fraction of units. ``seed`` overrides ``cfg.seed``.
+
+    Returns
+    -------
+    gridsweep.analysis.RateMaps
+        maps (Ng, bins, bins).
+    """
+    from gridsweep.config import validate_config
+
+    cfg = validate_config(cfg)
+    if seed is not None:
+        cfg = cfg.with_overrides({"seed": int(seed)})
+    return collect_ratemaps(Ensemble([cfg], device=device), n_samples=n_samples, bins=bins)[0]

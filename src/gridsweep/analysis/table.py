@@ -1,0 +1,70 @@
+"""One row per unit: grid scores of every variant and the grid geometry.
+
+One analysis: :func:`unit_table` (the ``analysis/units.parquet`` of docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gridsweep.analysis._common import as_maps
+from gridsweep.analysis.geometry import grid_geometry
+from gridsweep.analysis.gridscore import GRID_SCORE_VARIANTS, grid_scores
+from gridsweep.analysis.sac import autocorrelogram
+from gridsweep.errors import AnalysisError, DataError
+
+__all__ = ["DEFAULT_VARIANTS", "unit_table"]
+
+#: Variants scored by default (NFL's first: it feeds the run summary).
+DEFAULT_VARIANTS = ("deepmind_minmax", "deepmind_mean", "sargolini")
+
+
+def unit_table(ratemaps: Any, bin_size: Any = None, variants: Sequence[str] = DEFAULT_VARIANTS) -> pd.DataFrame:
+    """Per-unit table of grid scores (all requested variants) and grid geometry.
+
+    Parameters
+    ----------
+    ratemaps : RateMaps or array_like or torch.Tensor, shape (U, ny, nx)
+    bin_size : float or (dx, dy), optional
+        Metres; taken from a RateMaps when omitted.
+    variants : sequence of str, default ("deepmind_minmax", "deepmind_mean", "sargolini")
+        Keys of ``GRID_SCORE_VARIANTS``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        U rows, columns ``unit`` (int), ``score60_<variant>``, ``score90_<variant>`` per
+        variant, ``spacing_m``, ``orientation_deg``, ``ellipticity`` (float) and
+        ``reason`` (str, ``""`` when the geometry was measured).
+
+    Notes
+    -----
+    The SACs are computed once (:func:`~gridsweep.analysis.autocorrelogram`) and shared
+    by every variant and by :func:`~gridsweep.analysis.grid_geometry` (SCIENCE.md
+    section 6). Every score column names its variant.
+    """
+    variants = tuple(variants)
+    unknown = [v for v in variants if v not in GRID_SCORE_VARIANTS]
+    if unknown or not variants:
+        raise AnalysisError(f"variants must be a non-empty subset of {sorted(GRID_SCORE_VARIANTS)}; got {variants!r}")
+    if bin_size is None:
+        if not hasattr(ratemaps, "bin_size"):
+            raise DataError("bin_size (metres) is required unless ratemaps is a RateMaps")
+        bin_size = ratemaps.bin_size
+    maps = as_maps(ratemaps, "ratemaps")
+    sacs = autocorrelogram(maps)
+    cols: dict[str, Any] = {"unit": np.arange(maps.shape[0], dtype=np.int64)}
+    for v in variants:
+        g = grid_scores(sacs=sacs, variant=v)
+        cols[f"score60_{v}"] = g["score60"]
+        cols[f"score90_{v}"] = g["score90"]
+    geo = grid_geometry(sacs, bin_size, kind="sacs")
+    cols["spacing_m"] = geo["spacing_m"]
+    cols["orientation_deg"] = geo["orientation_deg"]
+    cols["ellipticity"] = geo["ellipticity"]
+    cols["reason"] = pd.array([str(r) for r in geo["reason"]], dtype=object)
+    return pd.DataFrame(cols)
