@@ -1,0 +1,152 @@
+"""``gridsweep sweep``: run, inspect and export sweeps.
+
+    gridsweep sweep run SPEC [--out DIR] [--executor local|ray] [--workers N] [--max-trials K]
+                             [--ensemble-size E] [--address ADDR] [--gpus-per-trial F]
+                             [--device cpu|cuda] [--analysis auto|score_run|scores|weight_stats|none|mod:fn]
+    gridsweep sweep status DIR
+    gridsweep sweep export DIR --to results.parquet|results.csv
+    gridsweep sweep expand SPEC            # validate and count, run nothing
+
+Exit codes: 0 success, 2 invalid spec or arguments, 130 interrupted (Ctrl-C; resume by
+running the same command again).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gridsweep.errors import GridsweepError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="Sweeps of many networks: run (resumable), status, export.", no_args_is_help=True,
+                  add_completion=False)
+
+
+def _fail(err: Exception, code: int = 2) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    spec: Path = typer.Argument(..., help="sweep spec YAML (gridsweep or W&B format)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="sweep directory (default sweeps_out/<name>)"),
+    executor: str = typer.Option("local", "--executor", help="local | ray | serial"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="concurrent tasks (default: number of cores; "
+                                          "0 = run in this process)"),
+    max_trials: Optional[int] = typer.Option(None, "--max-trials", help="run at most K pending trials now"),
+    ensemble_size: Optional[int] = typer.Option(None, "--ensemble-size",
+                                                help="networks per ensemble (default: from a memory estimate)"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)"),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial",
+                                                   help="GPU share per Ray task, e.g. 0.25"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    analysis: str = typer.Option("auto", "--analysis",
+                                 help="auto | score_run | scores | weight_stats | none | package.module:function"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="re-queue failed trials"),
+    threads: Optional[int] = typer.Option(None, "--threads",
+                                          help="torch threads per worker (default: cores / workers)"),
+    memory_fraction: float = typer.Option(0.25, "--memory-fraction",
+                                          help="share of available memory for ensembles (automatic sizing)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run SPEC, or resume it where it stopped."""
+    from gridsweep.sweeps.runner import run_sweep
+    from gridsweep.sweeps.spec import load_spec
+
+    if gpus_per_trial is not None and gpus_per_trial <= 0:
+        _fail(ValueError("--gpus-per-trial must be > 0"))
+    if gpus_per_trial and device == "cpu":
+        device = "cuda"
+    try:
+        sp = load_spec(spec)
+        typer.echo(f"sweep {sp.name}: {sp.size} trials from {spec}")
+        rep = run_sweep(sp, out, executor=executor, workers=workers, max_trials=max_trials,
+                        ensemble_size=ensemble_size, address=address, gpus_per_trial=gpus_per_trial, device=device,
+                        analysis=analysis, retry_failed=retry_failed, memory_fraction=memory_fraction, threads=threads,
+                        progress=progress, log=lambda s: typer.echo(s))
+    except GridsweepError as err:
+        _fail(err)
+        return
+    c = rep.counts
+    typer.echo(f"{rep.out_dir}: ran {rep.n_recorded} trial(s) in {rep.n_tasks} task(s) on {rep.executor} "
+               f"in {rep.seconds:.1f} s; done {c['done']}, diverged {c['diverged']}, failed {c['failed']}, "
+               f"pending {c['pending']}")
+    if rep.interrupted:
+        typer.echo("interrupted: running trials were re-queued; run the same command to resume", err=True)
+        raise typer.Exit(130)
+
+
+@app.command()
+def status(
+    sweep_dir: Path = typer.Argument(..., help="sweep directory"),
+    top: int = typer.Option(10, "--top", help="rows in the best-trials tables"),
+) -> None:
+    """Counts by status, ETA and the best trials."""
+    import pandas as pd
+
+    from gridsweep.sweeps.results import format_eta, sweep_status
+
+    try:
+        info = sweep_status(sweep_dir, top=top)
+    except GridsweepError as err:
+        _fail(err)
+        return
+    c = info["counts"]
+    typer.echo(f"sweep {info['name']} ({sweep_dir}): {info['total']} trials")
+    typer.echo("  " + "  ".join(f"{k} {v}" for k, v in c.items()))
+    mean = info["mean_trial_seconds"]
+    typer.echo(f"  mean trial time {mean:.2f} s" if mean is not None else "  mean trial time: no trial finished yet")
+    typer.echo(f"  ETA {format_eta(info['eta_seconds'])} (at {info['workers']} worker(s))")
+    with pd.option_context("display.width", 160, "display.max_columns", 12, "display.precision", 4):
+        if info["best_by_error"] is not None:
+            typer.echo("\nbest trials by decoding error (cm):")
+            typer.echo(info["best_by_error"].to_string(index=False))
+        if info["best_by_score"] is not None:
+            typer.echo(f"\nbest trials by {info['score_col']}:")
+            typer.echo(info["best_by_score"].to_string(index=False))
+
+
+@app.command()
+def export(
+    sweep_dir: Path = typer.Argument(..., help="sweep directory"),
+    to: Path = typer.Option(..., "--to", help="results.parquet or results.csv"),
+) -> None:
+    """One row per trial: flattened config (dotted names) + metrics."""
+    from gridsweep.sweeps.results import export_results
+
+    try:
+        path = export_results(sweep_dir, to)
+    except GridsweepError as err:
+        _fail(err)
+        return
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def expand(
+    spec: Path = typer.Argument(..., help="sweep spec YAML"),
+    show: int = typer.Option(5, "--show", help="print the first N trials"),
+) -> None:
+    """Validate SPEC and count its trials and ensemble groups; runs nothing."""
+    from gridsweep.sweeps.planning import group_key
+    from gridsweep.sweeps.spec import load_spec
+
+    try:
+        sp = load_spec(spec)
+        trials = sp.expand()
+    except GridsweepError as err:
+        _fail(err)
+        return
+    groups = {group_key(t.config) for t in trials}
+    typer.echo(f"sweep {sp.name}: {len(trials)} trials in {len(groups)} ensemble group(s)")
+    for t in trials[:show]:
+        typer.echo(f"  {t.trial_id}  " + ", ".join(f"{k}={v}" for k, v in t.params.items()))
+
+
+def main() -> None:  # pragma: no cover - `python -m gridsweep.sweeps`
+    app()
