@@ -90,7 +90,6 @@ def test_surround_conventions_give_documented_sigma_i():
 
 
 @pytest.mark.parametrize("bad", [
-    dict(kind="dos"),  # no surround
     dict(kind="dos", surround_width_ratio=2.0, surround_variance_ratio=2.0),
     dict(kind="gaussian", surround_width_ratio=2.0),
     dict(kind="cartesian", n_cells=512),
@@ -169,3 +168,24 @@ def test_bad_positions_and_mixed_ensembles_raise():
         t.encode(torch.zeros(5, 3))
     with pytest.raises(ConfigError, match="one target kind"):
         build_target([TargetConfig(kind="gaussian"), TargetConfig(kind="dos", surround_width_ratio=2.0)], [0, 1])
+
+
+def test_centre_surround_kind_without_surround_takes_sorscher_default():
+    cfg = TargetConfig(kind="dos")
+    assert cfg.surround_variance_ratio == 2.0 and cfg.surround_width_ratio is None
+    w = TargetConfig(kind="dos", surround_width_ratio=3.0)
+    assert w.surround_variance_ratio is None
+    from gridsweep.config import RunConfig
+
+    assert RunConfig.model_validate({"target": {"n_cells": 16}}).target.surround_variance_ratio == 2.0
+
+
+def test_network_targets_do_not_depend_on_ensemble_partners():
+    """A single-field network batched with multi-field ones gets the targets it has alone."""
+    het = HeterogeneityConfig(fields_lambda=3.0)
+    cfgs = [TargetConfig(kind="dos", n_cells=32), TargetConfig(kind="dos", n_cells=32, heterogeneity=het)]
+    ens = build_target(cfgs, [1, 2], BOX, dtype=torch.float64)
+    alone = [build_target(c, s, BOX, dtype=torch.float64) for c, s in zip(cfgs, [1, 2])]
+    x = positions(50).expand(2, -1, -1)
+    for e in range(2):
+        assert torch.allclose(ens.encode(x)[e], alone[e].encode(x[:1])[0])

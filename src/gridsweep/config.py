@@ -143,6 +143,22 @@ class TargetConfig(_Section):
     decoder: Literal["topk", "template"] = "topk"
     decode_k: int = Field(3, ge=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_surround(cls, data: Any) -> Any:
+        """A centre-surround kind given no surround takes Sorscher's variance ratio 2.
+
+        SCIENCE.md section 3: the canonical setup's surround is sigma_I^2 = 2 sigma_E^2.
+        The default is filled under its explicit name, so a config that sets
+        ``surround_width_ratio`` alone is never mixed with it.
+        """
+        if isinstance(data, dict):
+            kind = data.get("kind", "dos")
+            if (kind in SURROUND_KINDS and data.get("surround_width_ratio") is None
+                    and data.get("surround_variance_ratio") is None):
+                data = {**data, "surround_variance_ratio": 2.0}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> "TargetConfig":
         if self.kind == "cartesian" and self.n_cells != 2:
@@ -155,11 +171,6 @@ class TargetConfig(_Section):
         if both:
             raise ValueError(
                 "surround_width_ratio and surround_variance_ratio are both set: give exactly one convention"
-            )
-        if self.kind in SURROUND_KINDS and self.surround_width_ratio is None and self.surround_variance_ratio is None:
-            raise ValueError(
-                f"kind '{self.kind}' needs a surround: set surround_width_ratio (NFL, sigma_I = s sigma_E) "
-                "or surround_variance_ratio (Sorscher, sigma_I^2 = s sigma_E^2)"
             )
         if self.kind not in SURROUND_KINDS and (self.surround_width_ratio or self.surround_variance_ratio):
             raise ValueError(f"kind '{self.kind}' has no surround; remove surround_*_ratio")
@@ -230,7 +241,7 @@ class RunConfig(_Section):
     seed: int = Field(0, ge=0)
     box: BoxConfig = BoxConfig()
     trajectory: TrajectoryConfig = TrajectoryConfig()
-    target: TargetConfig = TargetConfig(surround_variance_ratio=2.0)
+    target: TargetConfig = TargetConfig()
     head_direction: HeadDirectionConfig | None = None
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()

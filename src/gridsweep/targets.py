@@ -374,33 +374,40 @@ def _build_place_cells(cfgs: Sequence[TargetConfig], seeds: Sequence[int], box: 
     se = torch.zeros(len(cfgs), Np, Fmax, dtype=dtype)
     si = torch.zeros(len(cfgs), Np, Fmax, dtype=dtype)
     for e, (cfg, seed) in enumerate(zip(cfgs, seeds)):
-        g = torch_generator(seed, "targets")
-        xy = torch.stack([_draw_uniform(g, (Np, Fmax), -box.width / 2, box.width / 2, dtype),
-                          _draw_uniform(g, (Np, Fmax), -box.height / 2, box.height / 2, dtype)], -1)
-        centres[e] = xy
+        # Each network draws with its own padding F, so its targets do not depend on
+        # which other networks share the ensemble; padded slots stay masked.
         h = cfg.heterogeneity
-        sig_e = torch.full((Np, Fmax), cfg.sigma, dtype=dtype)
+        F = h.max_fields if h is not None and h.fields_lambda > 0 else 1
+        g = torch_generator(seed, "targets")
+        xy = torch.stack([_draw_uniform(g, (Np, F), -box.width / 2, box.width / 2, dtype),
+                          _draw_uniform(g, (Np, F), -box.height / 2, box.height / 2, dtype)], -1)
+        sig_e = torch.full((Np, F), cfg.sigma, dtype=dtype)
         ratio_i = (cfg.sigma_i / cfg.sigma) if cfg.sigma_i is not None else 1.0
         sig_i = sig_e * ratio_i
         if h is None:
-            m = torch.zeros(Np, Fmax, dtype=torch.bool)
+            m = torch.zeros(Np, F, dtype=torch.bool)
             m[:, 0] = True
         else:
             if h.fields_lambda > 0:
                 rate = torch.full((Np,), float(h.fields_lambda), dtype=torch.float64)
-                nf = (1 + torch.poisson(rate, generator=g).long()).clamp(max=Fmax)
+                nf = (1 + torch.poisson(rate, generator=g).long()).clamp(max=F)
             else:
                 nf = torch.ones(Np, dtype=torch.long)
-            m = torch.arange(Fmax)[None, :] < nf[:, None]
+            m = torch.arange(F)[None, :] < nf[:, None]
             if h.sigma_range is not None:
-                sig_e = _draw_uniform(g, (Np, Fmax), h.sigma_range[0], h.sigma_range[1], dtype)
+                sig_e = _draw_uniform(g, (Np, F), h.sigma_range[0], h.sigma_range[1], dtype)
                 sig_i = sig_e * ratio_i
             if h.surround_width_ratio_range is not None:
-                r = _draw_uniform(g, (Np, Fmax), *h.surround_width_ratio_range, dtype)
+                r = _draw_uniform(g, (Np, F), *h.surround_width_ratio_range, dtype)
                 sig_i = sig_e * r
-        mask[e] = m
-        se[e] = sig_e
-        si[e] = sig_i
+        centres[e, :, :F] = xy
+        mask[e, :, :F] = m
+        se[e, :, :F] = sig_e
+        si[e, :, :F] = sig_i
+        if F < Fmax:  # harmless finite values in masked slots
+            centres[e, :, F:] = xy[:, :1]
+            se[e, :, F:] = sig_e[:, :1]
+            si[e, :, F:] = sig_i[:, :1]
     alpha_e = torch.tensor([c.alpha_e for c in cfgs], dtype=dtype)
     alpha_i = torch.tensor([c.alpha_i for c in cfgs], dtype=dtype)
     return PlaceCellTarget(kind, centres, mask, se, si, alpha_e, alpha_i, cfgs[0].decode_k)
