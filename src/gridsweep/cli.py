@@ -137,6 +137,10 @@ def _register_subapps() -> None:
 
 _register_subapps()
 
+from gridsweep.reproduce.cli import register as _register_reproduce  # noqa: E402
+
+_register_reproduce(app)
+
 
 def main() -> None:  # pragma: no cover - console entry point
     try:

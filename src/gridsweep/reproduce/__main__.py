@@ -1,0 +1,3 @@
+from gridsweep.reproduce.cli import app
+
+app(prog_name="python -m gridsweep.reproduce")
