@@ -24,7 +24,7 @@ test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/gridsweep demo
+	$(VENV)/bin/gridsweep reproduce --preset quick
 
 bench: $(VENV)/.installed
 	for b in bench/*.py; do $(PY) $$b --quick || exit 1; done
