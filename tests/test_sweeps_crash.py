@@ -32,7 +32,7 @@ base:
   target: {n_cells: 16, surround_width_ratio: 2.0}
   model: {hidden_size: 16}
   trajectory: {batch_size: 8}
-  training: {n_steps: 40, eval_every: 10, checkpoint_every: 5}
+  training: {n_steps: 400, eval_every: 100, checkpoint_every: 20}
   evaluation: {n_trajectories: 8}
 grid:
   model.cell: [rnn, gru]
@@ -44,7 +44,7 @@ N_TRIALS = 8
 
 def _cmd(spec: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "gridsweep.sweeps", "run", str(spec), "--out", str(out), "--workers", "2",
-            "--threads", "1", "--ensemble-size", "2", "--analysis", "weight_stats", "--no-progress"]
+            "--threads", "1", "--ensemble-size", "1", "--analysis", "weight_stats", "--no-progress"]
 
 
 def _query(out: Path, sql: str) -> list[tuple]:

@@ -65,7 +65,7 @@ def test_bad_inputs_raise_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="target.kind"):
         predict({"kind": "banana"})
     with pytest.raises(ConfigError, match="surround"):
-        predict({"kind": "dos"})
+        predict({"kind": "dos", "surround_width_ratio": 2.0, "surround_variance_ratio": 2.0})
     with pytest.raises(ConfigError, match="expected a Target"):
         predict(3.5)
     with pytest.raises(ConfigError, match="does not exist"):
