@@ -189,3 +189,20 @@ def test_network_targets_do_not_depend_on_ensemble_partners():
     x = positions(50).expand(2, -1, -1)
     for e in range(2):
         assert torch.allclose(ens.encode(x)[e], alone[e].encode(x[:1])[0])
+
+
+def test_periodic_box_uses_wrapped_distances():
+    """Across a periodic wall, nearby points get nearly the same code (minimum image)."""
+    box = BoxConfig(boundary="periodic")
+    t = build_target(TargetConfig(kind="dos", n_cells=256, surround_width_ratio=2.0), 0, box, dtype=torch.float64)
+    a = torch.tensor([[[1.099, 0.3]]], dtype=torch.float64)
+    b = torch.tensor([[[-1.099, 0.3]]], dtype=torch.float64)  # 0.2 cm away through the wall
+    ya, yb = t.encode(a)[0, 0], t.encode(b)[0, 0]
+    assert float(torch.corrcoef(torch.stack([ya, yb]))[0, 1]) > 0.999
+    solid = build_target(TargetConfig(kind="dos", n_cells=256, surround_width_ratio=2.0), 0, BOX, dtype=torch.float64)
+    za, zb = solid.encode(a)[0, 0], solid.encode(b)[0, 0]
+    assert float(torch.corrcoef(torch.stack([za, zb]))[0, 1]) < 0.5
+    x = (torch.rand(1, 300, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) - 0.5) * 2.2
+    dec = t.decode(torch.log(t.encode(x)))
+    d = torch.remainder(dec - x + 1.1, 2.2) - 1.1  # distance on the torus
+    assert float(d.norm(dim=-1).mean()) * 100 < 6.0

@@ -263,7 +263,8 @@ class PlaceCellTarget(Target):
 
     loss_name = "cross_entropy"
 
-    def __init__(self, kind, centres, field_mask, sigma_e, sigma_i, alpha_e, alpha_i, decode_k=3):
+    def __init__(self, kind, centres, field_mask, sigma_e, sigma_i, alpha_e, alpha_i, decode_k=3,
+                 period: tuple[float, float] | None = None):
         if kind not in PROFILES:
             raise ConfigError(f"target.kind={kind!r}: not a place-cell kind; allowed: {sorted(PROFILES)}")
         super().__init__(centres.shape[1], centres.shape[0])
@@ -275,6 +276,7 @@ class PlaceCellTarget(Target):
         self.alpha_e = alpha_e
         self.alpha_i = alpha_i
         self.decode_k = int(decode_k)
+        self.period = period
 
     @property
     def n_fields(self) -> int:
@@ -291,7 +293,7 @@ class PlaceCellTarget(Target):
 
     def _rebuild(self, t):
         return PlaceCellTarget(self.kind, t["centres"], t["field_mask"], t["sigma_e"], t["sigma_i"],
-                               t["alpha_e"], t["alpha_i"], self.decode_k)
+                               t["alpha_e"], t["alpha_i"], self.decode_k, self.period)
 
     def _nearest_field(self, positions: torch.Tensor):
         """Squared distance to each cell's nearest field and that field's widths.
@@ -300,7 +302,16 @@ class PlaceCellTarget(Target):
         """
         E = self.E
         flat = positions.reshape(E, -1, 2)  # (E, N, 2)
-        if self.n_fields == 1:
+        if self.period is not None:
+            # periodic box: distances to the nearest image of each field (minimum image)
+            size = torch.tensor(self.period, dtype=flat.dtype, device=flat.device)
+            diff = flat[:, :, None, None, :] - self.centres[:, None]  # (E, N, Np, F, 2)
+            diff = torch.remainder(diff + size / 2, size) - size / 2
+            d2f = diff.pow(2).sum(-1).masked_fill(~self.field_mask[:, None], float("inf"))
+            d2, idx = d2f.min(-1)
+            se = torch.gather(self.sigma_e[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
+            si = torch.gather(self.sigma_i[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
+        elif self.n_fields == 1:
             c = self.cell_centres  # (E, Np, 2)
             d2 = (flat.pow(2).sum(-1, keepdim=True) - 2 * torch.bmm(flat, c.transpose(1, 2))
                   + c.pow(2).sum(-1)[:, None, :]).clamp_min(0)
@@ -333,6 +344,12 @@ class PlaceCellTarget(Target):
             c = self.cell_centres  # (E, Np, 2)
             picked = torch.gather(c[:, None].expand(-1, flat_idx.shape[1], -1, -1), 2,
                                   flat_idx[..., None].expand(-1, -1, -1, 2))  # (E, N, k, 2)
+            if self.period is not None:  # circular mean per axis, so centres across a wrap average correctly
+                size = torch.tensor(self.period, dtype=picked.dtype, device=picked.device)
+                ang = 2 * torch.pi * (picked + size / 2) / size
+                mean = torch.atan2(torch.sin(ang).mean(-2), torch.cos(ang).mean(-2))
+                dec = torch.remainder(mean, 2 * torch.pi) * size / (2 * torch.pi) - size / 2
+                return dec.reshape(*outputs.shape[:-1], 2)
             return picked.mean(-2).reshape(*outputs.shape[:-1], 2)
         return self._decode_multifield(flat_idx).reshape(*outputs.shape[:-1], 2)
 
@@ -410,7 +427,8 @@ def _build_place_cells(cfgs: Sequence[TargetConfig], seeds: Sequence[int], box: 
             si[e, :, F:] = sig_i[:, :1]
     alpha_e = torch.tensor([c.alpha_e for c in cfgs], dtype=dtype)
     alpha_i = torch.tensor([c.alpha_i for c in cfgs], dtype=dtype)
-    return PlaceCellTarget(kind, centres, mask, se, si, alpha_e, alpha_i, cfgs[0].decode_k)
+    period = (box.width, box.height) if box.boundary == "periodic" else None
+    return PlaceCellTarget(kind, centres, mask, se, si, alpha_e, alpha_i, cfgs[0].decode_k, period)
 
 
 # --------------------------------------------------------------------------------------
