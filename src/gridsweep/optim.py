@@ -63,52 +63,76 @@ class EnsembleOptimizer:
         for p in self.params:
             p.grad = None
 
+    def _buffer(self, st: dict[str, torch.Tensor], key: str, p: torch.Tensor) -> torch.Tensor:
+        if key not in st:
+            st[key] = torch.zeros_like(p)
+        return st[key]
+
     @torch.no_grad()
     def step(self, active: torch.Tensor | None = None) -> None:
-        """Update every active network; inactive ones (and their state) stay as they are."""
+        """Update every active network; inactive ones (and their state) stay as they are.
+
+        In-place, allocation-light form of torch's update rules. Per-network coefficients
+        are (E,) tensors, so nothing is read back from a GPU. An inactive network gets
+        zero gradient, unit decay factors and a zero update, so its weights and state are
+        left bit-for-bit unchanged.
+        """
         E = self.lr.shape[0]
         if active is None:
             active = torch.ones(E, dtype=torch.bool, device=self.lr.device)
+        if self.kind not in ("adam", "rmsprop", "sgd"):
+            raise ValueError(f"training.optimizer={self.kind!r}: allowed adam, rmsprop, sgd")
         self.step_count += active.to(self.step_count.dtype)
+        on = active.to(torch.float64)
+        # per-network coefficients in float64, (E,)
+        if self.kind == "adam":
+            b1, b2 = self.betas
+            t = self.step_count.clamp_min(1)
+            coef = {"w1": (1 - b1) * on, "decay2": torch.where(active, torch.full_like(on, b2), 1.0),
+                    "bc2_sqrt": torch.sqrt(1 - b2 ** t), "neg_step": -(self.lr / (1 - b1 ** t)) * on}
+        elif self.kind == "rmsprop":
+            coef = {"decay": torch.where(active, torch.full_like(on, self.alpha), 1.0),
+                    "mom": torch.where(active, self.momentum, 1.0), "neg_lr": -self.lr * on}
+        else:
+            first = self.step_count == 1
+            coef = {"mom": torch.where(active, torch.where(first, 0.0, self.momentum), 1.0),
+                    "neg_lr": -self.lr * on}
+        cache: dict[tuple, torch.Tensor] = {}
+
+        def c(name: str, p: torch.Tensor) -> torch.Tensor:
+            key = (name, p.dtype, p.ndim)
+            if key not in cache:
+                cache[key] = _bcast(coef[name].to(p.dtype), p)
+            return cache[key]
+
+        # On the CPU reading the mask is free: when every network is active, skip masking.
+        # (On a GPU that read would be a host sync; masking costs less.)
+        masked = not (active.device.type == "cpu" and bool(active.all()))
         for p, st in zip(self.params, self.state):
             if p.grad is None:
                 continue
             mask = _bcast(active, p)
-            g = torch.where(mask, p.grad, torch.zeros_like(p.grad))
-            lr = _bcast(self.lr, p).to(p.dtype)
+            # a diverged network's gradient may be non-finite: zero it
+            g = torch.where(mask, p.grad, 0) if masked else p.grad
             if self.kind == "adam":
-                b1, b2 = self.betas
-                m = st.setdefault("exp_avg", torch.zeros_like(p))
-                v = st.setdefault("exp_avg_sq", torch.zeros_like(p))
-                m_new = m * b1 + g * (1 - b1)
-                v_new = v * b2 + g * g * (1 - b2)
-                t = _bcast(self.step_count, p).clamp_min(1)
-                bc1 = 1 - b1 ** t
-                bc2 = 1 - b2 ** t
-                denom = (v_new.sqrt() / bc2.sqrt().to(p.dtype)) + self.eps
-                update = -(lr / bc1.to(p.dtype)) * m_new / denom
-                m.copy_(torch.where(mask, m_new, m))
-                v.copy_(torch.where(mask, v_new, v))
+                m = self._buffer(st, "exp_avg", p)
+                v = self._buffer(st, "exp_avg_sq", p)
+                m.lerp_(g, c("w1", p))
+                v.mul_(c("decay2", p)).addcmul_(g, g, value=1 - self.betas[1])
+                upd = torch.sqrt(v).div_(c("bc2_sqrt", p)).add_(self.eps)
+                torch.div(m, upd, out=upd).mul_(c("neg_step", p))
             elif self.kind == "rmsprop":
-                sq = st.setdefault("square_avg", torch.zeros_like(p))
-                sq_new = sq * self.alpha + g * g * (1 - self.alpha)
-                avg = sq_new.sqrt() + self.eps
-                mom = _bcast(self.momentum, p).to(p.dtype)
-                buf = st.setdefault("momentum_buffer", torch.zeros_like(p))
-                buf_new = buf * mom + g / avg
-                update = -lr * buf_new
-                sq.copy_(torch.where(mask, sq_new, sq))
-                buf.copy_(torch.where(mask, buf_new, buf))
-            elif self.kind == "sgd":
-                mom = _bcast(self.momentum, p).to(p.dtype)
-                buf = st.setdefault("momentum_buffer", torch.zeros_like(p))
-                first = _bcast(self.step_count == 1, p)
-                buf_new = torch.where(first, g, buf * mom + g)
-                update = -lr * buf_new
-                buf.copy_(torch.where(mask, buf_new, buf))
+                sq = self._buffer(st, "square_avg", p)
+                buf = self._buffer(st, "momentum_buffer", p)
+                sq.mul_(c("decay", p)).addcmul_(g, g, value=1 - self.alpha)
+                avg = torch.sqrt(sq).add_(self.eps)
+                buf.mul_(c("mom", p)).addcdiv_(g, avg)
+                upd = torch.mul(buf, c("neg_lr", p), out=avg)
             else:
-                raise ValueError(f"training.optimizer={self.kind!r}: allowed adam, rmsprop, sgd")
-            p.add_(torch.where(mask, update, torch.zeros_like(update)))
+                buf = self._buffer(st, "momentum_buffer", p)
+                buf.mul_(c("mom", p)).add_(g)
+                upd = buf * c("neg_lr", p)
+            p.add_(upd.masked_fill_(~mask, 0) if masked else upd)
 
     # -- checkpointing ------------------------------------------------------------------
     def state_dict(self) -> dict:

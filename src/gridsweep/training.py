@@ -14,10 +14,12 @@ the others carry on.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -87,6 +89,75 @@ class TrainResult:
     diverged_at: int | None = None
 
 
+_MALLOC_TUNED = False
+
+
+def _tune_cpu_malloc() -> None:
+    """Keep freed memory in the process heap instead of returning it to the OS (glibc only).
+
+    A CPU training step allocates and frees tensors of tens to hundreds of MB. glibc
+    serves allocations above its mmap threshold (at most 32 MB by default) with fresh
+    ``mmap`` calls, so every step page-faults its memory in again; this cost up to half
+    of the step time in docs/performance.md. Raising the mmap and trim thresholds lets
+    freed blocks be reused. Process-wide, applied once, on the first CPU ensemble; set
+    ``GRIDSWEEP_MALLOC_TUNE=0`` to leave the allocator alone.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or os.environ.get("GRIDSWEEP_MALLOC_TUNE", "1").strip() == "0":
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, (1 << 31) - 1)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
+#: Below this many agents (E * B) the CPU integrates trajectories with one thread.
+_SERIAL_AGENTS = 1 << 20
+
+
+@contextlib.contextmanager
+def _intra_op_threads(n: int):
+    """Run a block with ``n`` intra-op threads, restoring the previous number after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class _StepMetrics(Mapping):
+    """Per-network metrics of one step, (E,) tensors; the decoding error is computed on first access.
+
+    Decoding every step's outputs (a top-k over (E, B, T, Np)) is work the training step
+    itself does not need; the loop reads it only when it logs.
+    """
+
+    _KEYS = ("loss", "penalty", "decoding_error_cm")
+
+    def __init__(self, loss: torch.Tensor, penalty: torch.Tensor, decode: Callable[[], torch.Tensor]):
+        self._values: dict[str, torch.Tensor] = {"loss": loss, "penalty": penalty}
+        self._decode: Callable[[], torch.Tensor] | None = decode
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key == "decoding_error_cm" and key not in self._values:
+            self._values[key] = self._decode()
+            self._decode = None  # drop the references to this step's outputs
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._KEYS)
+
+    def __len__(self) -> int:
+        return len(self._KEYS)
+
+
 class Ensemble:
     """E networks of one shape with their targets, optimiser and random streams.
 
@@ -96,9 +167,22 @@ class Ensemble:
         Configs that agree on :func:`ensemble_key` (they may differ in
         :data:`PER_NETWORK_FIELDS`).
     device : str or torch.device
+    compile : bool, optional
+        Compile readout, target encoding and loss with ``torch.compile``.
+        Default: the environment variable ``GRIDSWEEP_COMPILE`` (``1`` to enable), else
+        off. See docs/performance.md for when it pays.
+
+    On the CPU the first ensemble tunes glibc's allocator for the process (see
+    ``_tune_cpu_malloc``; ``GRIDSWEEP_MALLOC_TUNE=0`` turns that off).
+
+    Notes
+    -----
+    The training step reads nothing back from a GPU: divergence is tracked on the
+    device (``diverged_at`` reads it back when asked) and the training decoding error is
+    computed only when the returned metrics are read.
     """
 
-    def __init__(self, cfgs: Sequence[RunConfig], device: torch.device | str = "cpu"):
+    def __init__(self, cfgs: Sequence[RunConfig], device: torch.device | str = "cpu", *, compile: bool | None = None):
         cfgs = [validate_config(c) for c in cfgs]
         if not cfgs:
             raise ConfigError("an ensemble needs at least one config")
@@ -109,6 +193,8 @@ class Ensemble:
         self.cfgs = list(cfgs)
         self.cfg = cfgs[0]
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            _tune_cpu_malloc()
         self.dtype = DTYPES[self.cfg.training.dtype]
         seeds = [c.seed for c in cfgs]
         self.E = len(cfgs)
@@ -127,46 +213,147 @@ class Ensemble:
                                            t([c.training.momentum for c in cfgs]))
         self.weight_decay = t([c.training.weight_decay for c in cfgs]).to(self.dtype)
         self.grad_clip = t([c.training.grad_clip if c.training.grad_clip else float("inf") for c in cfgs]).to(self.dtype)
+        # host-side copies of per-network settings, so the step never reads them back
+        self._dropout_rates = [float(c.model.dropout) for c in cfgs]
+        self._clip = any(c.training.grad_clip for c in cfgs)
         self.traj_gens = [torch_generator(s, "trajectories", self.device) for s in seeds]
         self.dropout_gens = [torch_generator(s, "dropout", self.device) for s in seeds]
         self.active = torch.ones(self.E, dtype=torch.bool, device=self.device)
-        self.diverged_at: list[int | None] = [None] * self.E
+        self._diverged_step = torch.full((self.E,), -1, dtype=torch.long, device=self.device)
         self.step = 0
+        if compile is None:
+            compile = os.environ.get("GRIDSWEEP_COMPILE", "0").strip().lower() in ("1", "true", "yes", "on")
+        self.compiled = bool(compile)
+        self._target_blocks: dict[tuple[int, int], tuple[Target, HeadDirectionTarget | None]] = {}
+        self._readout_loss = torch.compile(self._readout_loss_eager, dynamic=False) if compile else self._readout_loss_eager
 
     # ----------------------------------------------------------------------------------
+    @property
+    def diverged_at(self) -> list[int | None]:
+        """Per network, the step at which it diverged (None if it has not); reads the device."""
+        return [None if s < 0 else int(s) for s in self._diverged_step.tolist()]
+
+    @diverged_at.setter
+    def diverged_at(self, values: Sequence[int | None]) -> None:
+        self._diverged_step = torch.tensor([-1 if v is None else int(v) for v in values], dtype=torch.long,
+                                           device=self.device)
+
     def sample(self, batch: int | None = None, steps: int | None = None,
                gens: Sequence[torch.Generator] | None = None) -> Trajectories:
-        """Fresh trajectories (E, B, T, ...) from each network's own generator."""
-        return generate(gens or self.traj_gens, self.cfg.trajectory, self.cfg.box,
-                        batch=batch, steps=steps, dtype=self.dtype)
+        """Fresh trajectories (E, B, T, ...) from each network's own generator.
+
+        On the CPU, batches of fewer than ``_SERIAL_AGENTS`` agents are integrated with
+        one intra-op thread: every op then touches a few thousand numbers, and torch's
+        transcendental kernels (cos, sin, log) open a parallel region whatever their size,
+        which costs milliseconds per op when the cores are shared (docs/performance.md).
+        """
+        n_agents = self.E * (batch or self.cfg.trajectory.batch_size)
+        serial = self.device.type == "cpu" and n_agents < _SERIAL_AGENTS and torch.get_num_threads() > 1
+        with _intra_op_threads(1) if serial else contextlib.nullcontext():
+            return generate(gens or self.traj_gens, self.cfg.trajectory, self.cfg.box,
+                            batch=batch, steps=steps, dtype=self.dtype)
 
     def _dropout_mask(self, shape: tuple[int, ...]) -> torch.Tensor | None:
-        if not bool((self.model.dropout > 0).any()):
+        """0/1 mask of ``shape`` (E, B, T, Ng), network e's slice from its own generator.
+
+        Networks without dropout get ones and leave their generator untouched (a mask of
+        ones is what they would draw).
+        """
+        if not any(r > 0 for r in self._dropout_rates):
             return None
         masks = []
-        for e, g in enumerate(self.dropout_gens):
-            keep = 1 - float(self.model.dropout[e])
-            masks.append((torch.rand(shape[1:], generator=g, device=self.device, dtype=self.dtype) < keep).to(self.dtype))
+        for rate, g in zip(self._dropout_rates, self.dropout_gens):
+            if rate > 0:
+                masks.append((torch.rand(shape[1:], generator=g, device=self.device, dtype=self.dtype) < 1 - rate)
+                             .to(self.dtype))
+            else:
+                masks.append(torch.ones(shape[1:], device=self.device, dtype=self.dtype))
         return torch.stack(masks)
 
-    def losses(self, traj: Trajectories, train: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-network readout loss (E,), outputs (E, B, T, Nout) and hidden (E, B, T, Ng)."""
-        code0 = self.target.encode(traj.start)
-        y = self.target.encode(traj.positions)
-        hidden = self.model.hidden(traj.velocities, code0)
-        mask = self._dropout_mask(tuple(hidden.shape)) if train else None
-        out = self.model.readout(hidden, mask)
-        Np = self.target.n_outputs
-        loss = self.target.loss(out[..., :Np], y)
-        if self.hd is not None:
+    def _readout_loss_eager(self, hidden_tm: torch.Tensor, mask_tm: torch.Tensor | None, positions_tm: torch.Tensor,
+                            headings_tm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Readout and per-network loss from time-major hidden states; (E,) and (E, T, B, Nout).
+
+        On the CPU the targets and the loss are computed for a few networks at a time, so
+        that their many elementwise intermediates stay in cache (each network's loss is
+        the same either way).
+        """
+        out = self.model.readout(hidden_tm, mask_tm)
+        sizes = self._loss_chunk_sizes(out)
+        parts = zip(sizes, out.split(sizes), positions_tm.split(sizes), headings_tm.split(sizes))
+        losses = [self._loss(start, o, p, h) for start, o, p, h in self._with_starts(parts)]
+        return (losses[0] if len(losses) == 1 else torch.cat(losses)), out
+
+    #: Largest readout block (bytes) whose loss is computed in one go on the CPU.
+    _LOSS_BLOCK_BYTES = 8 << 20
+
+    def _loss_chunk_sizes(self, out: torch.Tensor) -> list[int]:
+        per_network = out[0].numel() * out.element_size()
+        n = self.E
+        if self.device.type == "cpu" and not self.compiled and n > 1:
+            n = max(1, min(self.E, self._LOSS_BLOCK_BYTES // per_network))
+        return [min(n, self.E - a) for a in range(0, self.E, n)]
+
+    @staticmethod
+    def _with_starts(parts):
+        start = 0
+        for size, *rest in parts:
+            yield (start, *rest)
+            start += size
+
+    def _loss(self, start: int, out: torch.Tensor, positions: torch.Tensor, headings: torch.Tensor) -> torch.Tensor:
+        """Loss of networks start .. start + len(out) - 1, (n,)."""
+        target, hd = self._sub_targets(start, out.shape[0])
+        Np = target.n_outputs
+        loss = target.loss(out[..., :Np], target.encode(positions))
+        if hd is not None:
             w = self.cfg.head_direction.loss_weight
-            loss = loss + w * self.hd.loss(out[..., Np:], self.hd.encode(traj.headings))
+            loss = loss + w * hd.loss(out[..., Np:], hd.encode(headings))
+        return loss
+
+    def _sub_targets(self, start: int, n: int) -> tuple[Target, HeadDirectionTarget | None]:
+        if n == self.E:
+            return self.target, self.hd
+        key = (start, n)
+        if key not in self._target_blocks:
+            idx = list(range(start, start + n))
+            self._target_blocks[key] = (self.target.select(idx), None if self.hd is None else self.hd.select(idx))
+        return self._target_blocks[key]
+
+    def _forward(self, traj: Trajectories, train: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss (E,), outputs (E, T, B, Nout) and hidden states (E, T, B, Ng), time-major.
+
+        Time-major order keeps the recurrence's buffers contiguous; the loss is a mean
+        over samples, so the order does not change it beyond rounding.
+        """
+        code0 = self.target.encode(traj.start)
+        hidden = self.model.hidden_time_major(traj.velocities, code0)
+        mask = self._dropout_mask((self.E, *traj.velocities.shape[1:3], hidden.shape[-1])) if train else None
+        loss, out = self._readout_loss(hidden, None if mask is None else mask.transpose(1, 2),
+                                       traj.positions.transpose(1, 2), traj.headings.transpose(1, 2))
         return loss, out, hidden
 
-    def train_step(self) -> dict[str, torch.Tensor]:
-        """One optimisation step of every active network; returns per-network metrics."""
+    def losses(self, traj: Trajectories, train: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-network readout loss (E,), outputs (E, B, T, Nout) and hidden (E, B, T, Ng).
+
+        Outputs and hidden states are transposed views of time-major tensors.
+        """
+        loss, out, hidden = self._forward(traj, train)
+        return loss, out.transpose(1, 2), hidden.transpose(1, 2)
+
+    def _decoding_error(self, out_tm: torch.Tensor, positions_tm: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            decoded = self.target.decode(out_tm[..., :self.target.n_outputs].detach())
+            return decoding_error_cm(decoded, positions_tm)
+
+    def train_step(self) -> Mapping[str, torch.Tensor]:
+        """One optimisation step of every active network.
+
+        Returns per-network (E,) metrics ``loss``, ``penalty`` and ``decoding_error_cm``
+        (the last computed when first read). Nothing is read back to the host.
+        """
         traj = self.sample()
-        loss, out, _ = self.losses(traj, train=True)
+        loss, out, _ = self._forward(traj, train=True)
         penalty = self.model.recurrent_penalty()
         wd_on = self.step >= self.cfg.training.weight_decay_start
         total = loss + (self.weight_decay * penalty if wd_on else 0.0)
@@ -175,20 +362,18 @@ class Ensemble:
         self.active = self.active & finite
         self.optimizer.zero_grad()
         torch.where(self.active, total, torch.zeros_like(total)).sum().backward()
-        if bool(torch.isfinite(self.grad_clip).any()):
+        if self._clip:
             clip_grad_norm_per_network(self.optimizer.params, self.grad_clip)
         self.optimizer.step(self.active)
         with torch.no_grad():
-            ok = torch.stack([torch.isfinite(p).reshape(self.E, -1).all(-1) for p in self.model.parameters()]).all(0)
+            # a network's parameter sums are finite iff all its parameters are (short of overflow)
+            ok = torch.stack([torch.isfinite(p.reshape(self.E, -1).sum(-1)) for p in self.model.parameters()]).all(0)
             newly = newly | (self.active & ~ok)
             self.active = self.active & ok
-        for e in torch.nonzero(newly).flatten().tolist():
-            self.diverged_at[e] = self.step
+            self._diverged_step = torch.where(newly, self.step, self._diverged_step)
         self.step += 1
-        with torch.no_grad():
-            decoded = self.target.decode(out[..., :self.target.n_outputs].detach())
-            err = decoding_error_cm(decoded, traj.positions)
-        return {"loss": loss.detach(), "penalty": penalty.detach(), "decoding_error_cm": err}
+        positions = traj.positions.transpose(1, 2)
+        return _StepMetrics(loss.detach(), penalty.detach(), lambda: self._decoding_error(out, positions))
 
     @torch.no_grad()
     def evaluate(self, n_trajectories: int | None = None, steps: int | None = None, seed_stream: str = "eval",
@@ -205,9 +390,10 @@ class Ensemble:
         errs = []
         for start in range(0, n, chunk):
             traj = self.sample(batch=min(chunk, n - start), steps=steps, gens=gens)
-            _, out, _ = self.losses(traj, train=False)
-            decoded = self.target.decode(out[..., :self.target.n_outputs])
-            errs.append(decoding_error_cm(decoded, traj.positions) * traj.positions.shape[1])
+            hidden = self.model.hidden_time_major(traj.velocities, self.target.encode(traj.start))
+            out = self.model.readout(hidden)
+            err = self._decoding_error(out, traj.positions.transpose(1, 2))
+            errs.append(err * traj.positions.shape[1])
         return torch.stack(errs).sum(0) / n
 
     # -- per-network checkpoints -----------------------------------------------------
@@ -236,7 +422,7 @@ class Ensemble:
         for e, s in enumerate(states):
             self.traj_gens[e].set_state(s["traj_rng"])
             self.dropout_gens[e].set_state(s["dropout_rng"])
-            self.diverged_at[e] = s["diverged_at"]
+        self.diverged_at = [s["diverged_at"] for s in states]
         self.active = torch.tensor([s["active"] for s in states], dtype=torch.bool, device=self.device)
 
 

@@ -1,0 +1,244 @@
+"""One training step at the Sorscher default (Ng 4096, Np 512, B 200, T 20): gridsweep vs the published step.
+
+Prints, all measured in the same run with interleaved repeats (medians):
+
+* gridsweep's step time (``Ensemble.train_step`` of one network, float32, Adam);
+* its achieved GFLOP/s, counting the matrix products of forward + backward (input
+  projection, recurrence, readout, encoder), and that as a fraction of the machine's own
+  ``torch.mm`` GFLOP/s on the recurrence's shape, (B x Ng) @ (Ng x Ng);
+* the step time of a plain reimplementation of the published PyTorch step, written here
+  from its description (SCIENCE.md sections 2-3): ``nn.RNN`` model whose forward runs
+  twice per step (once for the loss, once for the decoding error), ``log(softmax)``
+  instead of ``log_softmax``, numpy trajectories generated on the host with a per-step
+  loop and copied to the device every step, ``torch.optim.Adam``; and the speed-up.
+
+    python bench/train_step.py [--quick] [--device cuda] [--sizes 4096 1024] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ensemble import device_name  # noqa: E402  (bench/ensemble.py)
+from trajectories import numpy_trajectories  # noqa: E402  (bench/trajectories.py)
+
+from gridsweep.config import BoxConfig, RunConfig, TrajectoryConfig  # noqa: E402
+from gridsweep.training import Ensemble  # noqa: E402
+
+
+# ----------------------------------------------------------------------------------
+# the published step, reimplemented from its description
+# ----------------------------------------------------------------------------------
+class PublishedPlaceCells:
+    """Difference-of-softmaxes place cells (Sorscher's variance-ratio convention)."""
+
+    def __init__(self, Np: int, sigma: float, variance_ratio: float, box: BoxConfig, device, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        us = np.stack([rng.uniform(-box.width / 2, box.width / 2, Np), rng.uniform(-box.height / 2, box.height / 2, Np)], -1)
+        self.us = torch.tensor(us, dtype=torch.float32, device=device)
+        self.sigma, self.s = sigma, variance_ratio
+
+    def activation(self, pos: torch.Tensor) -> torch.Tensor:
+        """(..., 2) -> (..., Np)."""
+        d = pos[..., None, :] - self.us
+        norm2 = (d ** 2).sum(-1)
+        out = torch.softmax(-norm2 / (2 * self.sigma ** 2), dim=-1)
+        out = out - torch.softmax(-norm2 / (2 * self.s * self.sigma ** 2), dim=-1)
+        out = out + out.min(-1, keepdim=True).values.abs()
+        return out / out.sum(-1, keepdim=True)
+
+    def nearest_cell_pos(self, activation: torch.Tensor, k: int = 3) -> torch.Tensor:
+        idx = torch.topk(activation, k=k).indices
+        return self.us[idx].mean(-2)
+
+
+class PublishedRNN(nn.Module):
+    def __init__(self, Np: int, Ng: int, weight_decay: float):
+        super().__init__()
+        self.encoder = nn.Linear(Np, Ng, bias=False)
+        self.RNN = nn.RNN(input_size=2, hidden_size=Ng, nonlinearity="relu", bias=False)
+        self.decoder = nn.Linear(Ng, Np, bias=False)
+        self.softmax = nn.Softmax(dim=-1)
+        self.weight_decay = weight_decay
+
+    def predict(self, v: torch.Tensor, init_code: torch.Tensor) -> torch.Tensor:
+        g, _ = self.RNN(v, self.encoder(init_code)[None])
+        return self.decoder(g)
+
+    def compute_loss(self, v, init_code, y, pos, place_cells: PublishedPlaceCells):
+        preds = self.predict(v, init_code)  # forward 1: for the decoding error
+        yhat = self.softmax(self.predict(v, init_code))  # forward 2: for the loss
+        loss = -(y * torch.log(yhat)).sum(-1).mean()
+        loss = loss + self.weight_decay * (self.RNN.weight_hh_l0 ** 2).sum()
+        err = torch.sqrt(((pos - place_cells.nearest_cell_pos(preds)) ** 2).sum(-1)).mean()
+        return loss, err
+
+
+class PublishedStep:
+    """Host numpy trajectories -> device -> place-cell targets -> double forward -> Adam."""
+
+    def __init__(self, cfg: RunConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        t = cfg.target
+        self.place_cells = PublishedPlaceCells(t.n_cells, t.sigma, t.surround_variance_ratio or 2.0, cfg.box, device)
+        torch.manual_seed(0)
+        self.model = PublishedRNN(t.n_cells, cfg.model.hidden_size, cfg.training.weight_decay).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.training.learning_rate)
+        self.rng = np.random.default_rng(0)
+
+    def batch(self):
+        tr = self.cfg.trajectory
+        traj = numpy_trajectories(self.rng, tr.batch_size, tr.sequence_length, tr, self.cfg.box)
+        # time-major (T, B, 2) float32 on the device, as nn.RNN expects
+        v = torch.tensor(traj["velocities"], dtype=torch.float32).transpose(0, 1).to(self.device)
+        pos = torch.tensor(traj["positions"], dtype=torch.float32).transpose(0, 1).to(self.device)
+        start = torch.tensor(traj["start"], dtype=torch.float32).to(self.device)
+        return v, self.place_cells.activation(start), self.place_cells.activation(pos), pos
+
+    def step(self) -> tuple[float, float]:
+        v, init_code, y, pos = self.batch()
+        self.optimizer.zero_grad()
+        loss, err = self.model.compute_loss(v, init_code, y, pos, self.place_cells)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item(), err.item()
+
+
+# ----------------------------------------------------------------------------------
+def step_flops(Ng: int, Np: int, B: int, T: int) -> dict[str, float]:
+    """Matrix-product FLOPs of one forward + backward (2 per multiply-add).
+
+    Backward of a product needs the weight gradient and, unless the input is data, the
+    input gradient: input projection and encoder act on data (velocities, start code).
+    """
+    return {
+        "input projection": 2 * (2 * B * T * 2 * Ng),  # forward + weight gradient
+        "recurrence": 3 * (2 * B * T * Ng * Ng),  # forward + hidden gradient + weight gradient
+        "readout": 3 * (2 * B * T * Ng * Np),
+        "encoder": 2 * (2 * B * Np * Ng),
+    }
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(f, device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    f()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def gridsweep_step(ens: Ensemble) -> None:
+    ens.train_step()["loss"].sum().item()
+
+
+def phase_breakdown(ens: Ensemble, n: int, device) -> dict[str, float]:
+    """Median ms of each phase of ``Ensemble.train_step`` (the same calls, timed one by one)."""
+    phases: dict[str, list[float]] = {k: [] for k in ("trajectories", "encode + recurrence", "readout + loss",
+                                                       "backward", "optimizer", "divergence check")}
+    for _ in range(n):
+        ts = [time.perf_counter()]
+
+        def mark():
+            sync(device)
+            ts.append(time.perf_counter())
+
+        traj = ens.sample(); mark()  # noqa: E702
+        hidden = ens.model.hidden_time_major(traj.velocities, ens.target.encode(traj.start)); mark()  # noqa: E702
+        loss, _ = ens._readout_loss(hidden, None, traj.positions.transpose(1, 2), traj.headings.transpose(1, 2))
+        total = loss + ens.weight_decay * ens.model.recurrent_penalty(); mark()  # noqa: E702
+        ens.optimizer.zero_grad(); total.sum().backward(); mark()  # noqa: E702
+        ens.optimizer.step(ens.active); mark()  # noqa: E702
+        torch.stack([torch.isfinite(p.reshape(ens.E, -1).sum(-1)) for p in ens.model.parameters()]).all(0); mark()  # noqa: E702
+        for k, a, b in zip(phases, ts, ts[1:]):
+            phases[k].append(b - a)
+    return {k: 1e3 * statistics.median(v) for k, v in phases.items()}
+
+
+def run(Ng: int, Np: int, repeats: int, device: torch.device, compile: bool, profile: bool) -> dict:
+    cfg = RunConfig().with_overrides({"model.hidden_size": Ng, "target.n_cells": Np})
+    tr = cfg.trajectory
+    B, T = tr.batch_size, tr.sequence_length
+    flops = step_flops(Ng, Np, B, T)
+    total_flops = sum(flops.values())
+    ens = Ensemble([cfg], device=device, **({"compile": True} if compile else {}))
+    pub = PublishedStep(cfg, device)
+    h = torch.randn(B, Ng, device=device)
+    W = torch.randn(Ng, Ng, device=device)
+    mm_out = torch.empty(B, Ng, device=device)
+    mm_reps = max(1, int(2e11 // (2 * B * Ng * Ng)))  # ~0.2 TFLOP per timing: long enough to time
+
+    def mm():
+        for _ in range(mm_reps):
+            torch.mm(h, W, out=mm_out)
+
+    for f in (lambda: gridsweep_step(ens), pub.step, mm):  # warm up (first step allocates optimiser state)
+        timed(f, device)
+    t_ours, t_pub, t_mm = [], [], []
+    for _ in range(repeats):
+        t_ours.append(timed(lambda: gridsweep_step(ens), device))
+        t_pub.append(timed(pub.step, device))
+        t_mm.append(timed(mm, device) / mm_reps)
+    ours, published, mm_t = (statistics.median(x) for x in (t_ours, t_pub, t_mm))
+    mm_gflops = 2 * B * Ng * Ng / mm_t / 1e9
+    res = {"Ng": Ng, "Np": Np, "B": B, "T": T, "ours_ms": 1e3 * ours, "published_ms": 1e3 * published,
+           "gflop": total_flops / 1e9, "ours_gflops": total_flops / ours / 1e9,
+           "published_gflops": total_flops / published / 1e9, "mm_gflops": mm_gflops,
+           "fraction": total_flops / ours / 1e9 / mm_gflops, "speedup": published / ours,
+           "flops": {k: v / 1e9 for k, v in flops.items()}}
+    if profile:
+        res["phases"] = phase_breakdown(ens, max(2, repeats), device)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="few steps (~1-2 minutes on 2 cores)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="hidden sizes Ng (default 4096; full: 4096 1024)")
+    ap.add_argument("--Np", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--compile", action="store_true", help="Ensemble(compile=True)")
+    ap.add_argument("--profile", action="store_true", help="also print a per-phase time breakdown of the gridsweep step")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sizes = args.sizes or ([4096] if args.quick else [4096, 1024])
+    repeats = args.repeats or (2 if args.quick else 5)
+    print(f"# one training step, gridsweep vs the published step (reimplemented); float32, Adam, DoS targets")
+    print(f"# device: {device_name(device)}; torch {torch.__version__}; compile={args.compile}; "
+          f"{repeats} interleaved repeats, medians; load average at start {os.getloadavg()[0]:.1f}")
+    for Ng in sizes:
+        r = run(Ng, args.Np, repeats, device, args.compile, args.profile)
+        print(f"\nNg {Ng}, Np {r['Np']}, B {r['B']}, T {r['T']}: {r['gflop']:.1f} GFLOP of matrix products per step ("
+              + ", ".join(f"{k} {v:.2f}" for k, v in r["flops"].items()) + ")")
+        print(f"  machine torch.mm ({r['B']}x{Ng})@({Ng}x{Ng}): {r['mm_gflops']:8.1f} GFLOP/s")
+        print(f"  gridsweep step:   {r['ours_ms']:10.1f} ms  {r['ours_gflops']:8.1f} GFLOP/s  "
+              f"fraction of mm {r['fraction']:.2f}  (goal >= 0.8)")
+        print(f"  published step:   {r['published_ms']:10.1f} ms  {r['published_gflops']:8.1f} GFLOP/s (same FLOP count)")
+        print(f"  speed-up over the published step: {r['speedup']:.2f}x  (goal >= 1.4x)")
+        if "phases" in r:
+            print("  gridsweep phases (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in r["phases"].items()))
+        print(f"RESULT train_step Ng{Ng} speedup {r['speedup']:.2f}x fraction {r['fraction']:.2f}")
+    print(f"# load average at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
