@@ -533,14 +533,20 @@ def rule_b2(runs: pd.DataFrame, rules: RuleParams, **_: Any) -> ClaimResult:
     keep = {"homogeneous", "multifield_single_scale"}
     meas = [m for m in meas if any(m.label.startswith(_label(c) + ":") for c in keep)]
     why = f"P(grid | low error) single-scale multi-field {_fmt_short(ss)} vs single field {_fmt_short(hom)}"
-    if _few(ss, rules) or _few(hom, rules):
-        return ClaimResult("B2", INCONCLUSIVE, f"fewer than min_runs = {rules.min_runs} low-error runs; {why}.",
-                           RULE_B2, meas)
-    if _gives_grids_like(ss, hom):
-        return ClaimResult("B2", REPRODUCED, why + ".", RULE_B2, meas)
-    if _below(ss, hom):
-        return ClaimResult("B2", NOT_REPRODUCED, why + ".", RULE_B2, meas)
-    return ClaimResult("B2", INCONCLUSIVE, why + ".", RULE_B2, meas)
+    return _rebuttal_verdict("B2", RULE_B2, ss, hom, why, meas, rules)
+
+
+def _rebuttal_verdict(claim: str, rule: str, candidate: Estimate, reference: Estimate, why: str,
+                      meas: list[Measured], rules: RuleParams) -> ClaimResult:
+    """Shared rule of the rebuttal checks: does ``candidate`` give grids like ``reference``?"""
+    if _few(candidate, rules) or _few(reference, rules):
+        return ClaimResult(claim, INCONCLUSIVE, f"fewer than min_runs = {rules.min_runs} low-error runs; {why}.",
+                           rule, meas)
+    if _gives_grids_like(candidate, reference):
+        return ClaimResult(claim, REPRODUCED, why + ".", rule, meas)
+    if _below(candidate, reference):
+        return ClaimResult(claim, NOT_REPRODUCED, why + ".", rule, meas)
+    return ClaimResult(claim, INCONCLUSIVE, why + ".", rule, meas)
 
 
 # --------------------------------------------------------------------------------------
@@ -601,14 +607,7 @@ def rule_b1(runs: pd.DataFrame, rules: RuleParams, **_: Any) -> ClaimResult:
         return _missing("B1", RULE_B1, "needs 'dos' and 'dog_unit_integral' in group 'dog'")
     dos, ui = d["dos"], d["dog_unit_integral"]
     why = f"P(grid | low error) unit-integral DoG {_fmt_short(ui)} vs DoS {_fmt_short(dos)}"
-    if _few(dos, rules) or _few(ui, rules):
-        return ClaimResult("B1", INCONCLUSIVE, f"fewer than min_runs = {rules.min_runs} low-error runs; {why}.",
-                           RULE_B1, meas)
-    if _gives_grids_like(ui, dos):
-        return ClaimResult("B1", REPRODUCED, why + ".", RULE_B1, meas)
-    if _below(ui, dos):
-        return ClaimResult("B1", NOT_REPRODUCED, why + ".", RULE_B1, meas)
-    return ClaimResult("B1", INCONCLUSIVE, why + ".", RULE_B1, meas)
+    return _rebuttal_verdict("B1", RULE_B1, ui, dos, why, meas, rules)
 
 
 # --------------------------------------------------------------------------------------
