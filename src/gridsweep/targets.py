@@ -302,16 +302,7 @@ class PlaceCellTarget(Target):
         """
         E = self.E
         flat = positions.reshape(E, -1, 2)  # (E, N, 2)
-        if self.period is not None:
-            # periodic box: distances to the nearest image of each field (minimum image)
-            size = torch.tensor(self.period, dtype=flat.dtype, device=flat.device)
-            diff = flat[:, :, None, None, :] - self.centres[:, None]  # (E, N, Np, F, 2)
-            diff = torch.remainder(diff + size / 2, size) - size / 2
-            d2f = diff.pow(2).sum(-1).masked_fill(~self.field_mask[:, None], float("inf"))
-            d2, idx = d2f.min(-1)
-            se = torch.gather(self.sigma_e[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
-            si = torch.gather(self.sigma_i[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
-        elif self.n_fields == 1:
+        if self.period is None and self.n_fields == 1:
             c = self.cell_centres  # (E, Np, 2)
             d2 = (flat.pow(2).sum(-1, keepdim=True) - 2 * torch.bmm(flat, c.transpose(1, 2))
                   + c.pow(2).sum(-1)[:, None, :]).clamp_min(0)
@@ -319,8 +310,10 @@ class PlaceCellTarget(Target):
             si = self.sigma_i[:, None, :, 0].expand_as(d2)
         else:
             diff = flat[:, :, None, None, :] - self.centres[:, None]  # (E, N, Np, F, 2)
-            d2f = diff.pow(2).sum(-1)
-            d2f = d2f.masked_fill(~self.field_mask[:, None], float("inf"))
+            if self.period is not None:  # periodic box: distance to the nearest image (minimum image)
+                size = torch.tensor(self.period, dtype=flat.dtype, device=flat.device)
+                diff = torch.remainder(diff + size / 2, size) - size / 2
+            d2f = diff.pow(2).sum(-1).masked_fill(~self.field_mask[:, None], float("inf"))
             d2, idx = d2f.min(-1)  # (E, N, Np)
             se = torch.gather(self.sigma_e[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
             si = torch.gather(self.sigma_i[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
