@@ -39,6 +39,9 @@ def test_preset_conventions():
     (["model.cell=transformer"], "model.cell"),
     (["training.optimizer=lbfgs"], "training.optimizer"),
     (["target.surround_width_ratio=2.0"], "both set"),
+    (["training.lr_milestones=[500, 200]"], "training.lr_milestones"),
+    (["training.lr_milestones=[0]"], "training.lr_milestones"),
+    (["training.lr_gamma=1.5"], "training.lr_gamma"),
 ])
 def test_bad_overrides_name_the_field(override, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):

@@ -380,6 +380,30 @@ def test_single_network_optimizer_equals_torch_optim(name):
         assert max_abs_diff(p.detach(), torch.cat([s for s in start if s.shape == p.shape])) > 1e-3  # it moved
 
 
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd"])
+def test_learning_rate_schedule_equals_torch_multisteplr(name):
+    """training.lr_milestones / lr_gamma through ``lr_scale`` equal torch's MultiStepLR."""
+    from gridsweep.config import TrainingConfig
+
+    make, momentum = TORCH_OPTIMIZERS[name]
+    tc = TrainingConfig(optimizer=name, lr_milestones=[7, 15], lr_gamma=0.3)
+    g = torch.Generator().manual_seed(3)
+    start = torch.randn(1, 6, 4, generator=g, dtype=F64)
+    ours, theirs = start.clone().requires_grad_(), start.clone().requires_grad_()
+    opt = EnsembleOptimizer([ours], name, torch.tensor([1e-2], dtype=F64), torch.tensor([momentum], dtype=F64))
+    ref = make([theirs], 1e-2, momentum)
+    sched = torch.optim.lr_scheduler.MultiStepLR(ref, milestones=[7, 15], gamma=0.3)
+    for step in range(25):
+        gr = torch.randn(1, 6, 4, generator=g, dtype=F64)
+        ours.grad, theirs.grad = gr.clone(), gr.clone()
+        opt.step(lr_scale=tc.lr_factor(step))
+        ref.step()
+        sched.step()
+        assert max_abs_diff(ours.detach(), theirs.detach()) <= 1e-10, step
+    assert ref.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.09)  # both milestones passed
+    assert float(opt.lr[0]) == 1e-2  # the stored rate is the base rate
+
+
 @pytest.mark.parametrize("kind", ["adam", "rmsprop", "sgd"])
 def test_per_network_hyperparameters_and_inactive_networks(kind):
     """Network e with lr[e] and momentum[e] equals a torch optimiser with those values; inactive ones freeze."""

@@ -40,6 +40,17 @@ def test_resume_equals_uninterrupted(tiny_cfg, tmp_path, cell):
     assert steps == [int(r.split(",")[0]) for r in (tmp_path / "full" / "metrics.csv").read_text().splitlines()[1:]]
 
 
+def test_resume_across_a_learning_rate_milestone(tiny_cfg, tmp_path):
+    """The schedule is a function of the step, so a resumed run decays at the same step."""
+    cfg = tiny_cfg.with_overrides({"training.lr_milestones": [12], "training.lr_gamma": 0.1})
+    full, _ = train(cfg, tmp_path / "full", progress=False)
+    train(cfg, tmp_path / "part", progress=False, stop_after=10)
+    resumed, _ = train(cfg, tmp_path / "part", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(params(full).values(), params(resumed).values()))
+    constant, _ = train(tiny_cfg, progress=False)
+    assert not torch.equal(params(full)["W_hh"], params(constant)["W_hh"])  # the milestone changed training
+
+
 def test_resume_from_a_checkpoint_between_saves_redoes_the_lost_steps(tiny_cfg, tmp_path):
     """Stopping at step 12 with checkpoints every 5 resumes from step 10, not 12."""
     full, _ = train(tiny_cfg, tmp_path / "full", progress=False)

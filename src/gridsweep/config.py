@@ -215,6 +215,10 @@ class TrainingConfig(_Section):
     learning_rate: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-4, ge=0, description="L2 penalty on the recurrent matrix only: wd * sum(W_hh^2)")
     weight_decay_start: int = Field(0, ge=0, description="step at which the recurrent L2 penalty switches on")
+    lr_milestones: list[int] = Field(default_factory=list,
+                                     description="steps at which the learning rate is multiplied by lr_gamma "
+                                                 "(torch's MultiStepLR); empty keeps it constant")
+    lr_gamma: float = Field(0.1, gt=0, le=1, description="factor applied at each of lr_milestones")
     momentum: float = Field(0.0, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm of each network")
     n_steps: int = Field(100_000, ge=1)
@@ -222,6 +226,17 @@ class TrainingConfig(_Section):
     checkpoint_every: int = Field(1000, ge=1)
     log_every: int = Field(50, ge=1)
     dtype: Literal["float32", "float64"] = "float32"
+
+    @model_validator(mode="after")
+    def _milestones(self) -> "TrainingConfig":
+        m = self.lr_milestones
+        if any(s < 1 for s in m) or any(b <= a for a, b in zip(m, m[1:])):
+            raise ValueError(f"training.lr_milestones={m}: must be strictly increasing steps >= 1")
+        return self
+
+    def lr_factor(self, step: int) -> float:
+        """The schedule's learning-rate multiplier for optimisation step ``step`` (0-based)."""
+        return self.lr_gamma ** sum(step >= s for s in self.lr_milestones)
 
 
 class EvaluationConfig(_Section):

@@ -69,8 +69,11 @@ class EnsembleOptimizer:
         return st[key]
 
     @torch.no_grad()
-    def step(self, active: torch.Tensor | None = None) -> None:
+    def step(self, active: torch.Tensor | None = None, lr_scale: float = 1.0) -> None:
         """Update every active network; inactive ones (and their state) stay as they are.
+
+        ``lr_scale`` multiplies every network's learning rate for this step (the
+        schedule's factor, shared by the ensemble); the stored ``lr`` is not changed.
 
         In-place, allocation-light form of torch's update rules. Per-network coefficients
         are (E,) tensors, so nothing is read back from a GPU. An inactive network gets
@@ -89,14 +92,14 @@ class EnsembleOptimizer:
             b1, b2 = self.betas
             t = self.step_count.clamp_min(1)
             coef = {"w1": (1 - b1) * on, "decay2": torch.where(active, torch.full_like(on, b2), 1.0),
-                    "bc2_sqrt": torch.sqrt(1 - b2 ** t), "neg_step": -(self.lr / (1 - b1 ** t)) * on}
+                    "bc2_sqrt": torch.sqrt(1 - b2 ** t), "neg_step": -(lr_scale * self.lr / (1 - b1 ** t)) * on}
         elif self.kind == "rmsprop":
             coef = {"decay": torch.where(active, torch.full_like(on, self.alpha), 1.0),
-                    "mom": torch.where(active, self.momentum, 1.0), "neg_lr": -self.lr * on}
+                    "mom": torch.where(active, self.momentum, 1.0), "neg_lr": -lr_scale * self.lr * on}
         else:
             first = self.step_count == 1
             coef = {"mom": torch.where(active, torch.where(first, 0.0, self.momentum), 1.0),
-                    "neg_lr": -self.lr * on}
+                    "neg_lr": -lr_scale * self.lr * on}
         cache: dict[tuple, torch.Tensor] = {}
 
         def c(name: str, p: torch.Tensor) -> torch.Tensor:

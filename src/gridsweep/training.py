@@ -364,7 +364,7 @@ class Ensemble:
         torch.where(self.active, total, torch.zeros_like(total)).sum().backward()
         if self._clip:
             clip_grad_norm_per_network(self.optimizer.params, self.grad_clip)
-        self.optimizer.step(self.active)
+        self.optimizer.step(self.active, lr_scale=self.cfg.training.lr_factor(self.step))
         with torch.no_grad():
             # a network's parameter sums are finite iff all its parameters are (short of overflow)
             ok = torch.stack([torch.isfinite(p.reshape(self.E, -1).sum(-1)) for p in self.model.parameters()]).all(0)
