@@ -59,6 +59,13 @@ def test_tiny_report_structure(tiny):
     assert "Machinery test only" in html
     res = json.loads((out / "report" / "results.json").read_text())
     assert set(res["claims"]) == {c.id for c in CLAIMS}
+    # the grid criterion's null: every finished target-sweep network, rebuilt untrained and scored
+    import pandas as pd
+    null = pd.read_csv(out / "report" / "tables" / "untrained.csv")
+    man = json.loads((out / "reproduce" / "manifest.json").read_text())
+    assert set(null["trial_id"]) == {m["trial_id"] for m in man["memberships"] if m["group"] == "targets"}
+    assert null["max_score60_deepmind_minmax"].notna().all()
+    assert any("untrained" in m["label"] for m in res["claims"]["R2"]["measured"])
     for name in ("fractions", "survival", "top_ratemaps", "periods", "pct_vs_sigma", "theory", "multifield", "dog",
                  "predictivity"):
         assert (out / "report" / "figures" / f"{name}.png").exists()

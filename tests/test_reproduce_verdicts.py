@@ -232,3 +232,33 @@ def test_docs_print_every_rule_verbatim():
     text = " ".join(doc.read_text().split())
     for cid, rule in RULE_TEXT.items():
         assert " ".join(rule.split()) in text, cid
+
+
+# ---------------------------------------------------------------------------- grid criterion and its null
+def test_fraction_criterion_counts_units_not_the_best_unit():
+    """grid_min_fraction: a run has grid units when >= that fraction of units score above grid_threshold."""
+    rules = RuleParams(n_boot=400, grid_min_fraction=0.02)
+    df = pd.concat([runs("targets", "dos", 2, score=1.3, **{"frac_units_above_0.8": 0.05}),
+                    runs("targets", "gaussian", 2, score=1.0, **{"frac_units_above_0.8": 0.004})],
+                   ignore_index=True)
+    p = prepare_runs(df, rules)
+    assert p.loc[p["condition"] == "dos", "has_grid"].all()
+    assert not p.loc[p["condition"] == "gaussian", "has_grid"].any()  # best unit 1.0, but 1 unit in 256
+    assert p["max_rule_grid"].all()  # NFL's any-unit rule would count both
+    from gridsweep.reproduce.verdicts import grid_label
+    assert grid_label(rules) == ">= 2% of units > 0.8" and grid_label(RULE) == "max score > 0.8"
+    with pytest.raises(ValueError, match="grid_threshold"):
+        RuleParams(grid_min_fraction=0.02, grid_threshold=0.5)
+
+
+def test_r2_is_inconclusive_when_untrained_networks_meet_the_criterion():
+    frames = targets(n=4)
+    base = decide("R2", *frames)
+    assert base.verdict == REPRODUCED
+    null_like_dos = runs("targets", "dos", 4, score=1.2)[["trial_id", "group", "condition", "seed", "status",
+                                                           "max_score60_deepmind_minmax"]]
+    res = decide("R2", *frames, untrained=null_like_dos)
+    assert res.verdict == INCONCLUSIVE and "untrained" in res.reason
+    assert any("untrained" in m.label for m in res.measured)
+    quiet = null_like_dos.assign(max_score60_deepmind_minmax=0.3)
+    assert decide("R2", *frames, untrained=quiet).verdict == REPRODUCED

@@ -213,3 +213,38 @@ def test_score_run_hook_fills_the_grid_score_columns(tmp_path):
 
     s = summarise(df)
     assert s.attrs["score_col"] == "max_score60_deepmind_minmax" and 0 <= s.loc["all", "frac_grid"] <= 1
+
+
+def extra_metric_hook(run_dir, ens, index):
+    """A custom analysis for rescore: one new metric from the trained weights."""
+    return {"w_hh_norm": float(ens.model.W_hh[index].detach().norm())}
+
+
+def test_rescore_recomputes_stored_metrics_and_adds_new_ones(tmp_path):
+    p = spec_file(tmp_path, "set: {evaluation.ratemap_samples: 2000, evaluation.bins: 10}\nseeds: 2\n")
+    out = tmp_path / "o"
+    run_sweep(p, out, executor="serial", threads=1, analysis="scores", progress=False)
+    before = by_id(load_results(out))
+    tid = sorted(before)[0]
+    with TrialStore(out) as store:  # a stale number in the store
+        store.update_metrics(tid, {"max_score60_deepmind_minmax": -5.0})
+        with pytest.raises(Exception, match="not a finished"):
+            store.update_metrics("nope", {"x": 1.0})
+    assert by_id(load_results(out))[tid]["max_score60_deepmind_minmax"] == -5.0
+    from gridsweep.sweeps import rescore
+
+    res = rescore(out, "scores", progress=False)
+    after = by_id(load_results(out))
+    assert sorted(res["rescored"]) == sorted(before)
+    for t in before:  # the same checkpoint and seeded streams give the same numbers back
+        for col in ("max_score60_deepmind_minmax", "frac_units_above_0.3", "decoding_error_cm"):
+            assert after[t][col] == pytest.approx(before[t][col], rel=1e-9, nan_ok=True), col
+        assert after[t]["status"] == "done" and after[t]["finished"] == before[t]["finished"]
+    # a custom hook through the CLI adds a column, only for the named trial
+    r = CliRunner().invoke(app, ["rescore", str(out), "--analysis", "test_sweeps_run:extra_metric_hook",
+                                 "--trial", tid, "--no-progress"])
+    assert r.exit_code == 0, r.output
+    df = by_id(load_results(out))
+    assert df[tid]["w_hh_norm"] > 0 and all(df[t]["w_hh_norm"] != df[t]["w_hh_norm"] for t in df if t != tid)
+    bad = CliRunner().invoke(app, ["rescore", str(out), "--trial", "0000", "--no-progress"])
+    assert bad.exit_code == 2 and "0000 (unknown)" in bad.output

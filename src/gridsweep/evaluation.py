@@ -91,19 +91,23 @@ def collect_ratemaps(ens: Ensemble, n_samples: int | None = None, bins: int | No
 def summary_metrics(table, thresholds: Sequence[float] = SCORE_THRESHOLDS, variant: str = SUMMARY_VARIANT,
                     spacing_threshold: float = 0.8) -> dict[str, Any]:
     """Flat per-run metrics from a per-unit table (see ``gridsweep.analysis.unit_table``)."""
+    def finite(name: str) -> np.ndarray:
+        vals = table[name].to_numpy(dtype=float)
+        return vals[np.isfinite(vals)]
+
+    def stat(fn, vals: np.ndarray) -> float:
+        return float(fn(vals)) if vals.size else float("nan")
+
     col = f"score60_{variant}"
     scores = table[col].to_numpy(dtype=float)
-    finite = scores[np.isfinite(scores)]
     out: dict[str, Any] = {
         "score_variant": variant,
         "n_units": int(len(scores)),
-        f"max_score60_{variant}": float(finite.max()) if finite.size else float("nan"),
-        f"median_score60_{variant}": float(np.median(finite)) if finite.size else float("nan"),
+        f"max_score60_{variant}": stat(np.max, finite(col)),
+        f"median_score60_{variant}": stat(np.median, finite(col)),
     }
-    for v in [c[len("score60_"):] for c in table.columns if c.startswith("score60_") and c != col]:
-        vals = table[f"score60_{v}"].to_numpy(dtype=float)
-        vals = vals[np.isfinite(vals)]
-        out[f"max_score60_{v}"] = float(vals.max()) if vals.size else float("nan")
+    for other in [c for c in table.columns if c.startswith("score60_") and c != col]:
+        out[f"max_{other}"] = stat(np.max, finite(other))
     for th in thresholds:
         out[f"frac_units_above_{th}"] = float((scores > th).mean()) if len(scores) else float("nan")
     sel = np.isfinite(scores) & (scores > spacing_threshold) & np.isfinite(table["spacing_m"].to_numpy(dtype=float))

@@ -25,7 +25,8 @@ from gridsweep.errors import GridsweepError
 from gridsweep.reproduce.presets import Preset
 
 __all__ = ["MANIFEST", "load_manifest", "write_manifest", "load_runs", "trial_configs", "spacing_table",
-           "theory_table", "predictivity_table", "load_unit_table", "load_ratemaps", "ReproductionError"]
+           "theory_table", "predictivity_table", "untrained_table", "load_unit_table", "load_ratemaps",
+           "ReproductionError"]
 
 MANIFEST = Path("reproduce") / "manifest.json"
 METRICS = ("decoding_error_cm", "max_score60_deepmind_minmax", "frac_units_above_0.3", "frac_units_above_0.37",
@@ -119,6 +120,51 @@ def load_ratemaps(trial_dir: str | Path) -> dict[str, np.ndarray] | None:
         return None
     with np.load(p) as z:
         return {k: z[k] for k in z.files}
+
+
+# --------------------------------------------------------------------------------------
+# the untrained null of the grid criterion (R1, R2)
+# --------------------------------------------------------------------------------------
+UNTRAINED_CACHE = Path("reproduce") / "untrained.csv"
+
+
+def untrained_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]], sweep_dir: str | Path,
+                    group: str = "targets", log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Grid measures of each trial's network *before training* (same config and seed).
+
+    The null of the 'has grid units' criterion: a criterion that untrained networks
+    meet says nothing about learning (SCIENCE.md section 6). One row per finished trial
+    of ``group`` (``trial_id, group, condition, seed, status`` and the grid columns of
+    :data:`METRICS`; no decoding error).
+    Rows are cached in ``reproduce/untrained.csv`` (written atomically), so a report
+    rebuilt later does not recompute them.
+    """
+    from gridsweep.analysis import unit_table
+    from gridsweep.evaluation import summary_metrics, untrained_ratemaps
+
+    say = log or (lambda s: None)
+    path = Path(sweep_dir) / UNTRAINED_CACHE
+    cached = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["trial_id"])
+    done = set(cached["trial_id"].astype(str))
+    sel = runs[(runs["group"] == group) & (runs["status"] == "done")].drop_duplicates("trial_id")
+    rows = []
+    for _, r in sel.iterrows():
+        if r["trial_id"] in done or r["trial_id"] not in configs:
+            continue
+        rm = untrained_ratemaps(configs[r["trial_id"]])
+        m = summary_metrics(unit_table(rm.maps, rm.bin_size[0]))
+        rows.append({"trial_id": r["trial_id"], **{k: m.get(k, np.nan) for k in METRICS[1:-1]}})
+    if rows:
+        say(f"report: scored {len(rows)} untrained networks (the grid criterion's null)")
+        cached = pd.concat([cached, pd.DataFrame(rows)], ignore_index=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        cached.to_csv(tmp, index=False)
+        tmp.replace(path)
+    meta = sel[["trial_id", "group", "condition", "seed"]]
+    out = meta.merge(cached.astype({"trial_id": str}), on="trial_id", how="inner")
+    out["status"] = "done"
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from gridsweep.reproduce.claims import NAYEBI_PUBLISHED, PUBLISHED_P_GRID  # noq
 from gridsweep.reproduce.data import load_ratemaps, load_unit_table  # noqa: E402
 from gridsweep.reproduce.presets import CONDITION_LABELS, RuleParams  # noqa: E402
 from gridsweep.reproduce.stats import Estimate, bootstrap_mean  # noqa: E402
-from gridsweep.reproduce.verdicts import SCORE_COL, SPACING_COL, _boot, p_grid, p_low  # noqa: E402
+from gridsweep.reproduce.verdicts import SCORE_COL, SPACING_COL, _boot, grid_label, p_grid, p_low  # noqa: E402
 
 __all__ = ["save", "fig_fractions", "fig_survival", "fig_top_ratemaps", "fig_periods", "fig_pct_vs_sigma",
            "fig_theory", "fig_multifield", "fig_dog", "fig_predictivity", "placeholder"]
@@ -93,7 +93,7 @@ def fig_fractions(df: pd.DataFrame, rules: RuleParams) -> Any:
     fig, ax = plt.subplots(figsize=(1.3 * len(conds) + 2.5, 3.6))
     _bars(ax, conds, pl, -0.2, 0.38, "0.75", f"P(error < {rules.low_error_cm:g} cm)")
     _bars(ax, conds, pg, 0.2, 0.38, [COLORS.get(c, "C0") for c in conds],
-          f"P(max score > {rules.grid_threshold:g} | low error)")
+          f"P({grid_label(rules)} | low error)")
     pub = [(i, PUBLISHED_P_GRID[c]) for i, c in enumerate(conds) if c in PUBLISHED_P_GRID]
     if pub:
         ax.scatter([i + 0.2 for i, _ in pub], [v for _, v in pub], marker="D", color="k", zorder=5, s=25,
@@ -329,7 +329,7 @@ def fig_multifield(df: pd.DataFrame, rules: RuleParams) -> Any:
     pg = [p_grid(s, rules, "mf" + c) for s, c in zip(subs, conds)]
     _bars(ax, conds, pl, -0.2, 0.38, "0.75", f"P(error < {rules.low_error_cm:g} cm)")
     _bars(ax, conds, pg, 0.2, 0.38, [COLORS.get(c, "C0") for c in conds],
-          f"P(max score > {rules.grid_threshold:g} | low error)")
+          f"P({grid_label(rules)} | low error)")
     errs = [bootstrap_mean(s[s["status"] == "done"], "decoding_error_cm", **_boot(rules, "mferr" + c))
             for s, c in zip(subs, conds)]
     ax.set_xticks(range(len(conds)), [f"{_label(c)}\nerror {e.value:.1f} cm" if e.defined else _label(c)
@@ -365,7 +365,7 @@ def fig_dog(df: pd.DataFrame, rules: RuleParams) -> Any:
     pg = [p_grid(s, rules, "dog" + c) for s, c in zip(subs, conds)]
     _bars(ax, conds, pl, -0.2, 0.38, "0.75", f"P(error < {rules.low_error_cm:g} cm)")
     _bars(ax, conds, pg, 0.2, 0.38, [COLORS.get(c, "C0") for c in conds],
-          f"P(max score > {rules.grid_threshold:g} | low error)")
+          f"P({grid_label(rules)} | low error)")
     pub = [(i, PUBLISHED_P_GRID[c]) for i, c in enumerate(conds) if c in PUBLISHED_P_GRID]
     if pub:
         ax.scatter([i + 0.2 for i, _ in pub], [v for _, v in pub], marker="D", color="k", zorder=5, s=25,

@@ -74,6 +74,11 @@ class RuleParams(_Block):
 
     low_error_cm: float = Field(10.0, gt=0, description="a network path-integrates when its decoding error is below this (NeurIPS: 10 cm)")
     grid_threshold: float = Field(0.8, description="a run 'has grid units' when its max score exceeds this (NFL: 0.8)")
+    grid_min_fraction: float | None = Field(
+        None, gt=0, lt=1,
+        description="when set, a run 'has grid units' when at least this fraction of its units score above "
+                    "grid_threshold, instead of NFL's any-unit rule; for scales where an untrained network's best "
+                    "unit already passes grid_threshold (small networks, coarse maps)")
     unit_threshold: float = Field(0.3, description="per-unit threshold for '% grid units' (R5); one of 0.3, 0.37, 0.8, 1.15")
     min_runs: int = Field(3, ge=1, description="fewest runs per compared condition for a decided verdict")
     min_units: int = Field(5, ge=1, description="fewest grid units per sigma for a period distribution (R3)")
@@ -88,6 +93,9 @@ class RuleParams(_Block):
 
     @model_validator(mode="after")
     def _check(self) -> "RuleParams":
+        if self.grid_min_fraction is not None and self.grid_threshold not in (0.3, 0.37, 0.8, 1.15):
+            raise ValueError(f"grid_threshold={self.grid_threshold} with grid_min_fraction: the stored unit "
+                             "fractions are for thresholds 0.3, 0.37, 0.8, 1.15")
         if self.unit_threshold not in (0.3, 0.37, 0.8, 1.15):
             raise ValueError(f"unit_threshold={self.unit_threshold}: scored thresholds are 0.3, 0.37, 0.8, 1.15")
         lo, hi = self.spacing_ratio_band

@@ -37,9 +37,10 @@ from gridsweep.reproduce.data import (
     theory_table,
     trial_configs,
     unit_spacings,
+    untrained_table,
 )
 from gridsweep.reproduce.presets import CONDITION_LABELS, Preset
-from gridsweep.reproduce.verdicts import RULE_TEXT, RULES, SCORE_COL, ClaimResult, prepare_runs
+from gridsweep.reproduce.verdicts import RULE_TEXT, RULES, SCORE_COL, ClaimResult, grid_label, prepare_runs
 
 __all__ = ["build_report", "Report", "FIGURES_OF"]
 
@@ -234,9 +235,18 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *, log: C
             pred, prob = pd.DataFrame(), f"predictivity failed: {type(err).__name__}: {err}"
         if prob:
             problems.append(prob)
+    # the untrained null of the grid criterion (R1, R2)
+    untrained = pd.DataFrame()
+    if configs:
+        say("report: untrained networks (the grid criterion's null)")
+        try:
+            untrained = untrained_table(runs, configs, sweep_dir, log=say)
+        except Exception as err:  # noqa: BLE001 - a missing null leaves R1/R2 without it, and says so
+            problems.append(f"untrained null failed: {type(err).__name__}: {err}")
     # verdicts
     say("report: verdicts")
-    results_by_claim = {cid: fn(df, rules, modules=spacing, predictivity=pred) for cid, fn in RULES.items()}
+    results_by_claim = {cid: fn(df, rules, modules=spacing, predictivity=pred, untrained=untrained)
+                        for cid, fn in RULES.items()}
     # figures
     say("report: figures" if figures else "report: figures skipped")
     figs: dict[str, Path] = {}
@@ -263,6 +273,8 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *, log: C
     df.drop(columns=[c for c in ("spectrum",) if c in df.columns]).to_csv(tab_dir / "runs.csv", index=False)
     spacing.to_csv(tab_dir / "spacing_per_sigma.csv", index=False)
     theory.to_csv(tab_dir / "theory.csv", index=False)
+    if len(untrained):
+        untrained.to_csv(tab_dir / "untrained.csv", index=False)
     if len(pred):
         pred.to_csv(tab_dir / "predictivity.csv", index=False)
     # page
@@ -335,8 +347,9 @@ available, and says why.</div>
 <h3>Verdict-rule parameters</h3>
 <table>{rules}</table>
 <p class="rule">Definitions: a run path-integrates when its held-out decoding error is below
-low_error_cm; it has grid units when its maximum grid score (deepmind min-max variant, rate maps without
-smoothing) exceeds grid_threshold. Intervals are percentile bootstrap intervals over seeds ({preset.rules.n_boot}
+low_error_cm; it has grid units when {_e(grid_label(preset.rules))} (deepmind min-max variant, rate maps without
+smoothing; NFL's rule is one unit above grid_threshold, and a preset sets grid_min_fraction where an untrained
+network's best unit already passes it). Intervals are percentile bootstrap intervals over seeds ({preset.rules.n_boot}
 resamples, seed {preset.rules.bootstrap_seed}). Tables: <code>tables/*.csv</code>; machine-readable verdicts:
 <code>results.json</code>.</p>
 """

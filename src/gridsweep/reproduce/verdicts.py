@@ -12,7 +12,9 @@ Shared definitions (parameters in :class:`gridsweep.reproduce.presets.RuleParams
   error is below ``low_error_cm`` (NeurIPS: 10 cm); diverged runs count as runs that do
   not; failed or unfinished trials are left out and counted;
 * a run *has grid units* (``has_grid``) when its maximum grid score (variant
-  ``deepmind_minmax``, NFL's) exceeds ``grid_threshold`` (0.8);
+  ``deepmind_minmax``, NFL's) exceeds ``grid_threshold`` (0.8), or, when the preset
+  sets ``grid_min_fraction``, when at least that fraction of its units do (see
+  :func:`grid_label`);
 * ``P(grid | low error)`` of a condition is ``#(has_grid & low_error) / #low_error``;
 * two estimates are *separated* when their intervals do not overlap; a condition
   *gives grids* when the lower end of its ``P(grid | low error)`` interval is above 0;
@@ -41,7 +43,7 @@ from gridsweep.reproduce.stats import (
 )
 
 __all__ = ["ClaimResult", "Measured", "REPRODUCED", "NOT_REPRODUCED", "INCONCLUSIVE", "RULES", "evaluate_all",
-           "prepare_runs", "p_grid", "p_low", "RULE_TEXT"]
+           "prepare_runs", "p_grid", "p_low", "RULE_TEXT", "grid_label"]
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -114,9 +116,27 @@ def prepare_runs(runs: pd.DataFrame, rules: RuleParams) -> pd.DataFrame:
     df[ERR_COL] = err
     df[SCORE_COL] = score
     df["low_error"] = (df["status"] == "done") & (err < rules.low_error_cm)
-    df["has_grid"] = (df["status"] == "done") & (score > rules.grid_threshold)
+    if rules.grid_min_fraction is None:
+        df["has_grid"] = (df["status"] == "done") & (score > rules.grid_threshold)
+    else:
+        frac = pd.to_numeric(df[f"frac_units_above_{rules.grid_threshold:g}"], errors="coerce")
+        df["has_grid"] = (df["status"] == "done") & (frac >= rules.grid_min_fraction)
+    df["max_rule_grid"] = (df["status"] == "done") & (score > rules.grid_threshold)
     df["grid_and_low"] = df["low_error"] & df["has_grid"]
     return df
+
+
+def grid_label(rules: RuleParams) -> str:
+    """What 'has grid units' means under ``rules``, for labels: NFL's any-unit rule or a unit fraction.
+
+    NFL count a network as having grid cells when one unit scores above 0.8. With a few
+    hundred units and coarse rate maps the best unit of an *untrained* network already
+    scores about 1 (docs/quick-preset.md), so small presets require a fraction of units
+    above the threshold instead (``grid_min_fraction``).
+    """
+    if rules.grid_min_fraction is None:
+        return f"max score > {rules.grid_threshold:g}"
+    return f">= {100 * rules.grid_min_fraction:g}% of units > {rules.grid_threshold:g}"
 
 
 def _boot(rules: RuleParams, salt: str) -> dict[str, Any]:
@@ -126,7 +146,7 @@ def _boot(rules: RuleParams, salt: str) -> dict[str, Any]:
 
 
 def p_grid(df: pd.DataFrame, rules: RuleParams, salt: str = "") -> Estimate:
-    """P(max score > grid_threshold | low error) with a seed-bootstrap interval."""
+    """P(has grid units | low error) with a seed-bootstrap interval (criterion: :func:`grid_label`)."""
     return bootstrap_ratio(df, "grid_and_low", "low_error", **_boot(rules, "pgrid" + salt))
 
 
@@ -173,7 +193,8 @@ RULE_R1 = ("Over the runs of the target sweep: reproduced if P(low error) has it
            "P(grid | low error) above 0.5; inconclusive otherwise or with fewer than min_runs low-error runs.")
 
 
-def rule_r1(runs: pd.DataFrame, rules: RuleParams, **_: Any) -> ClaimResult:
+def rule_r1(runs: pd.DataFrame, rules: RuleParams, *, untrained: pd.DataFrame | None = None,
+            **_: Any) -> ClaimResult:
     """R1: most networks path-integrate, few of those have grid units."""
     df = runs[runs["group"] == "targets"]
     if df.empty:
@@ -182,8 +203,9 @@ def rule_r1(runs: pd.DataFrame, rules: RuleParams, **_: Any) -> ClaimResult:
     all_grid = bootstrap_ratio(df, "grid_and_low", None, **_boot(rules, "r1all"))
     meas = [Measured("networks (finished or diverged)", value=len(df)),
             Measured(f"P(decoding error < {rules.low_error_cm:g} cm)", pl),
-            Measured(f"P(max score > {rules.grid_threshold:g} | low error)", pg),
-            Measured(f"P(low error and max score > {rules.grid_threshold:g}) over all networks", all_grid)]
+            Measured(f"P({grid_label(rules)} | low error)", pg),
+            Measured(f"P(low error and {grid_label(rules)}) over all networks", all_grid),
+            *_null_measures(untrained, rules)]
     why = f"P(low error) = {_fmt_short(pl)}, P(grid | low error) = {_fmt_short(pg)}"
     if pg.n < rules.min_runs:
         return ClaimResult("R1", INCONCLUSIVE, f"only {pg.n} low-error runs (< min_runs = {rules.min_runs}); {why}.",
@@ -205,7 +227,8 @@ def rule_r1(runs: pd.DataFrame, rules: RuleParams, **_: Any) -> ClaimResult:
 RULE_R2 = ("P(grid | low error) per target kind (target sweep). Reproduced if DoS's interval lies above the "
            "interval of every other kind (Cartesian, polar, Gaussian, equi-norm DoG, ...); not reproduced if some "
            "other kind gives grids (interval above 0) without lying below DoS; inconclusive otherwise, when a "
-           "kind has fewer than min_runs low-error runs, or when no kind gives grids at this scale.")
+           "kind has fewer than min_runs low-error runs, when no kind gives grids at this scale, or when the "
+           "same networks untrained meet the grid criterion as often as DoS (intervals not separated).")
 
 R2_OTHERS = ("cartesian", "cartesian_highdim", "polar_highdim", "gaussian", "dog_equinorm", "sod")
 
@@ -219,7 +242,28 @@ def per_kind(df: pd.DataFrame, group: str, rules: RuleParams) -> dict[str, tuple
     return out
 
 
-def rule_r2(runs: pd.DataFrame, rules: RuleParams, **_: Any) -> ClaimResult:
+def untrained_null(untrained: pd.DataFrame | None, rules: RuleParams) -> tuple[Estimate, Estimate]:
+    """P(grid criterion) and P(NFL's any-unit rule) over untrained networks (no error condition)."""
+    if untrained is None or len(untrained) == 0:
+        return NAN_EST, NAN_EST
+    u = prepare_runs(untrained, rules)
+    return (bootstrap_ratio(u, "has_grid", None, **_boot(rules, "untrained")),
+            bootstrap_ratio(u, "max_rule_grid", None, **_boot(rules, "untrained_max")))
+
+
+def _null_measures(untrained: pd.DataFrame | None, rules: RuleParams) -> list[Measured]:
+    crit, anyunit = untrained_null(untrained, rules)
+    if not crit.defined:
+        return []
+    out = [Measured(f"untrained networks (same configs at step 0): P({grid_label(rules)})", crit)]
+    if rules.grid_min_fraction is not None:
+        out.append(Measured(f"untrained networks: P(max score > {rules.grid_threshold:g}) (NFL's any-unit rule)",
+                            anyunit))
+    return out
+
+
+def rule_r2(runs: pd.DataFrame, rules: RuleParams, *, untrained: pd.DataFrame | None = None,
+            **_: Any) -> ClaimResult:
     """R2: only DoS targets give grids."""
     kinds = per_kind(runs, "targets", rules)
     if "dos" not in kinds:
@@ -230,13 +274,26 @@ def rule_r2(runs: pd.DataFrame, rules: RuleParams, **_: Any) -> ClaimResult:
     meas = []
     for k, (pl, pg) in kinds.items():
         meas.append(Measured(f"{_label(k)}: P(low error)", pl))
-        meas.append(Measured(f"{_label(k)}: P(max score > {rules.grid_threshold:g} | low error)", pg))
+        meas.append(Measured(f"{_label(k)}: P({grid_label(rules)} | low error)", pg))
+    if rules.grid_min_fraction is not None:
+        df = runs[runs["group"] == "targets"]
+        for k in kinds:
+            sub = df[(df["condition"] == k) & df["low_error"]]
+            meas.append(Measured(f"{_label(k)}: P(max score > {rules.grid_threshold:g} | low error) (NFL's "
+                                 "any-unit rule)", bootstrap_ratio(sub, "max_rule_grid", None,
+                                                                   **_boot(rules, "anyunit" + k))))
+    meas += _null_measures(untrained, rules)
+    null = untrained_null(untrained, rules)[0]
     dos = kinds["dos"][1]
     few = [k for k, (_, pg) in kinds.items() if (k == "dos" or k in others) and _few(pg, rules)]
     summary = "; ".join(f"{_label(k)} {_fmt_short(v[1])}" for k, v in kinds.items())
     if few:
         return ClaimResult("R2", INCONCLUSIVE, f"fewer than min_runs = {rules.min_runs} low-error runs for "
                            f"{', '.join(_label(k) for k in few)}; P(grid | low error): {summary}.", RULE_R2, meas)
+    if null.defined and not _below(null, dos):
+        return ClaimResult("R2", INCONCLUSIVE, f"the grid criterion ({grid_label(rules)}) does not separate DoS "
+                           f"networks from untrained ones (untrained {_fmt_short(null)}); P(grid | low error): "
+                           f"{summary}.", RULE_R2, meas)
     rivals = [k for k, (_, pg) in others.items() if _gives_grids_like(pg, dos)]
     if all(_below(pg, dos) for _, pg in others.values()):
         return ClaimResult("R2", REPRODUCED, f"DoS lies above every other kind; P(grid | low error): {summary}.",
@@ -245,8 +302,8 @@ def rule_r2(runs: pd.DataFrame, rules: RuleParams, **_: Any) -> ClaimResult:
         return ClaimResult("R2", NOT_REPRODUCED, f"{', '.join(_label(k) for k in rivals)} give(s) grids without "
                            f"lying below DoS; P(grid | low error): {summary}.", RULE_R2, meas)
     if not any(pg.defined and pg.value > 0 for _, pg in kinds.values()):
-        return ClaimResult("R2", INCONCLUSIVE, f"no target kind gave a run with max score > "
-                           f"{rules.grid_threshold:g} at this scale; P(grid | low error): {summary}.", RULE_R2, meas)
+        return ClaimResult("R2", INCONCLUSIVE, f"no target kind gave a run with "
+                           f"{grid_label(rules)} at this scale; P(grid | low error): {summary}.", RULE_R2, meas)
     return ClaimResult("R2", INCONCLUSIVE, f"intervals overlap; P(grid | low error): {summary}.", RULE_R2, meas)
 
 
@@ -487,7 +544,7 @@ def _mf_measures(runs: pd.DataFrame, rules: RuleParams) -> tuple[dict[str, tuple
         out[cond] = (pl, pg, err)
         meas += [Measured(f"{_label(cond)}: mean decoding error (cm)", err),
                  Measured(f"{_label(cond)}: P(low error)", pl),
-                 Measured(f"{_label(cond)}: P(max score > {rules.grid_threshold:g} | low error)", pg)]
+                 Measured(f"{_label(cond)}: P({grid_label(rules)} | low error)", pg)]
     return out, meas
 
 
@@ -565,7 +622,7 @@ def _dog_measures(runs: pd.DataFrame, rules: RuleParams) -> tuple[dict[str, Esti
         if sub.empty:
             continue
         out[cond] = p_grid(sub, rules, "dog" + cond)
-        meas.append(Measured(f"{_label(cond)}: P(max score > {rules.grid_threshold:g} | low error)", out[cond]))
+        meas.append(Measured(f"{_label(cond)}: P({grid_label(rules)} | low error)", out[cond]))
     return out, meas
 
 

@@ -34,6 +34,7 @@ from gridsweep.sweeps.spec import (
     load_spec,
     parse_spec,
 )
+from gridsweep.sweeps.rescore import rescore
 from gridsweep.sweeps.store import SweepLock, TrialStore
 from gridsweep.sweeps.worker import run_group
 
@@ -43,5 +44,5 @@ __all__ = [
     "Task", "plan_tasks", "network_bytes",
     "LocalExecutor", "RayExecutor", "SerialExecutor", "make_executor",
     "run_group", "run_sweep", "SweepReport",
-    "load_results", "export_results", "summarise", "sweep_status",
+    "load_results", "export_results", "summarise", "sweep_status", "rescore",
 ]

@@ -6,6 +6,7 @@
     gridsweep sweep status DIR
     gridsweep sweep export DIR --to results.parquet|results.csv
     gridsweep sweep expand SPEC            # validate and count, run nothing
+    gridsweep sweep rescore DIR [--analysis scores] [--trial ID ...]   # re-analyse, no retraining
 
 Exit codes: 0 success, 2 invalid spec or arguments, 130 interrupted (Ctrl-C; resume by
 running the same command again).
@@ -125,6 +126,25 @@ def export(
         _fail(err)
         return
     typer.echo(f"wrote {path}")
+
+
+@app.command()
+def rescore(
+    sweep_dir: Path = typer.Argument(..., help="sweep directory"),
+    analysis: str = typer.Option("scores", "--analysis",
+                                 help="scores | score_run | weight_stats | package.module:function"),
+    trial: Optional[list[str]] = typer.Option(None, "--trial", help="only this trial id (repeatable)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Re-run the analysis on finished trials from their checkpoints and update their metrics."""
+    from gridsweep.sweeps.rescore import rescore as _rescore
+
+    try:
+        out = _rescore(sweep_dir, analysis, ids=trial or None, progress=progress)
+    except GridsweepError as err:
+        _fail(err)
+        return
+    typer.echo(f"{sweep_dir}: rescored {len(out['rescored'])} trial(s); {len(out['metrics'])} metric(s) updated")
 
 
 @app.command()

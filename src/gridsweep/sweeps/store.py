@@ -295,6 +295,19 @@ class TrialStore:
                     recorded.append(r["trial_id"])
         return recorded
 
+    def update_metrics(self, trial_id: str, metrics: dict[str, Any]) -> None:
+        """Overwrite metric columns of one finished trial (a rescore); status and timing stay."""
+        vals = {k: _sql_value(v) for k, v in metrics.items()}
+        with self.transaction():
+            self._ensure_metric_columns(vals)
+            if not vals:
+                return
+            sets = ", ".join(f"{_q(METRIC_PREFIX + k)}=?" for k in vals)
+            cur = self.conn.execute(f"UPDATE trials SET {sets} WHERE trial_id=? AND status='done'",
+                                    [*vals.values(), trial_id])
+            if not cur.rowcount:
+                raise StoreError(f"trial {trial_id}: not a finished ('done') trial of this sweep")
+
     def mark_failed(self, ids: Sequence[str], error: str) -> None:
         """Record running trials as failed with ``error`` (e.g. their worker process died)."""
         self.record([{"trial_id": t, "status": "failed", "error": error} for t in ids])
