@@ -152,3 +152,28 @@ def test_report_opens_in_headless_chromium_with_every_figure_decoded(fake, tmp_p
     bad = tmp_path / "bad.html"
     bad.write_text(text[:i] + "AAAA" + text[i + 500:])
     assert check_images(bad).broken
+
+
+def test_criterion_figures_show_the_fraction_and_the_untrained_null():
+    """With grid_min_fraction the survival plot is over unit fractions, with the untrained curve beside it."""
+    import pandas as pd
+
+    from gridsweep.reproduce import figures as F
+    from gridsweep.reproduce.presets import RuleParams
+    from gridsweep.reproduce.verdicts import prepare_runs
+
+    rules = RuleParams(n_boot=200, grid_min_fraction=0.02)
+    rows = [{"trial_id": f"{k}{s}", "group": "targets", "condition": k, "seed": s, "status": "done",
+             "decoding_error_cm": 5.0, "max_score60_deepmind_minmax": 1.1, "frac_units_above_0.8": f}
+            for k, f in (("dos", 0.06), ("gaussian", 0.004)) for s in range(3)]
+    df = prepare_runs(pd.DataFrame(rows), rules)
+    null = pd.DataFrame(rows).assign(**{"frac_units_above_0.8": 0.004})
+    fig = F.fig_survival(df, rules, null)
+    ax = fig.axes[0]
+    assert "fraction of a run's units" in ax.get_xlabel()
+    labels = [ln.get_label() for ln in ax.get_lines()]
+    assert any(lbl.startswith("untrained") for lbl in labels)
+    dos = next(ln for ln in ax.get_lines() if ln.get_label().startswith("DoS"))
+    assert np.max(dos.get_xdata()) == pytest.approx(0.06)
+    fig = F.fig_fractions(df, rules, null)
+    assert any(c.get_label().startswith("untrained networks: P(>= 2% of units") for c in fig.axes[0].collections)

@@ -23,7 +23,15 @@ from gridsweep.reproduce.claims import NAYEBI_PUBLISHED, PUBLISHED_P_GRID  # noq
 from gridsweep.reproduce.data import load_ratemaps, load_unit_table  # noqa: E402
 from gridsweep.reproduce.presets import CONDITION_LABELS, RuleParams  # noqa: E402
 from gridsweep.reproduce.stats import Estimate, bootstrap_mean  # noqa: E402
-from gridsweep.reproduce.verdicts import SCORE_COL, SPACING_COL, _boot, grid_label, p_grid, p_low  # noqa: E402
+from gridsweep.reproduce.verdicts import (  # noqa: E402
+    SCORE_COL,
+    SPACING_COL,
+    _boot,
+    grid_label,
+    p_grid,
+    p_low,
+    prepare_runs,
+)
 
 __all__ = ["save", "fig_fractions", "fig_survival", "fig_top_ratemaps", "fig_periods", "fig_pct_vs_sigma",
            "fig_theory", "fig_multifield", "fig_dog", "fig_predictivity", "placeholder"]
@@ -83,8 +91,19 @@ def _conditions(df: pd.DataFrame, group: str) -> list[str]:
     return list(dict.fromkeys(df.loc[df["group"] == group, "condition"]))
 
 
-def fig_fractions(df: pd.DataFrame, rules: RuleParams) -> Any:
-    """R1/R2: fraction of runs with low error and with a grid unit, per target kind."""
+def _criterion(rules: RuleParams) -> tuple[str, float, str]:
+    """(column, threshold, axis label) of the 'has grid units' criterion of ``rules``."""
+    if rules.grid_min_fraction is None:
+        return SCORE_COL, rules.grid_threshold, "max grid score of a run (deepmind min-max)"
+    return (f"frac_units_above_{rules.grid_threshold:g}", rules.grid_min_fraction,
+            f"fraction of a run's units with score > {rules.grid_threshold:g}")
+
+
+def fig_fractions(df: pd.DataFrame, rules: RuleParams, untrained: pd.DataFrame | None = None) -> Any:
+    """R1/R2: fraction of runs with low error and with grid units, per target kind.
+
+    Grey crosses: the same networks untrained meeting the grid criterion (its null).
+    """
     conds = _conditions(df, "targets")
     if not conds:
         return placeholder("Target kinds", "no runs in group 'targets'")
@@ -98,6 +117,12 @@ def fig_fractions(df: pd.DataFrame, rules: RuleParams) -> Any:
     if pub:
         ax.scatter([i + 0.2 for i, _ in pub], [v for _, v in pub], marker="D", color="k", zorder=5, s=25,
                    label="published P(grid | low error) (NeurIPS Fig. 2)")
+    if untrained is not None and len(untrained):
+        u = prepare_runs(untrained, rules)
+        pts = [(i, float(u.loc[u["condition"] == c, "has_grid"].mean())) for i, c in enumerate(conds)
+               if (u["condition"] == c).any()]
+        ax.scatter([i + 0.2 for i, _ in pts], [v for _, v in pts], marker="x", color="0.35", zorder=6, s=40,
+                   label=f"untrained networks: P({grid_label(rules)})")
     ax.set_xticks(range(len(conds)), [_label(c) for c in conds], rotation=20)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction of runs")
@@ -106,24 +131,33 @@ def fig_fractions(df: pd.DataFrame, rules: RuleParams) -> Any:
     return fig
 
 
-def fig_survival(df: pd.DataFrame, rules: RuleParams) -> Any:
-    """R2: survival function of the max grid score per target kind (low-error runs)."""
+def fig_survival(df: pd.DataFrame, rules: RuleParams, untrained: pd.DataFrame | None = None) -> Any:
+    """R2: survival function of the grid criterion's quantity per target kind (low-error runs).
+
+    The quantity is the run's max grid score (NFL) or, with ``grid_min_fraction``, its
+    fraction of units above ``grid_threshold``; dashed grey: the same networks untrained.
+    """
+    col, thr, xlabel = _criterion(rules)
     conds = _conditions(df, "targets")
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     shown = 0
-    for c in conds:
-        sub = df[(df["group"] == "targets") & (df["condition"] == c)]
-        s = sub.loc[sub["low_error"], SCORE_COL].dropna().to_numpy(float)
+    curves = [(_label(c), COLORS.get(c, None), "-",
+               df.loc[(df["group"] == "targets") & (df["condition"] == c) & df["low_error"], col]) for c in conds]
+    if untrained is not None and col in getattr(untrained, "columns", ()):
+        curves.append(("untrained (all kinds)", "0.4", "--", untrained[col]))
+    for label, color, ls, vals in curves:
+        s = pd.to_numeric(vals, errors="coerce").dropna().to_numpy(float)
         if s.size == 0:
             continue
         xs = np.sort(s)
         ys = 1.0 - np.arange(xs.size) / xs.size
-        ax.step(np.r_[xs.min() - 0.05, xs], np.r_[1.0, ys], where="post", color=COLORS.get(c, None),
-                label=f"{_label(c)} (n={xs.size})")
+        pad = 0.05 * max(float(xs.max() - xs.min()), thr, 1e-3)
+        ax.step(np.r_[xs.min() - pad, xs], np.r_[1.0, ys], where="post", color=color, ls=ls,
+                label=f"{label} (n={xs.size})")
         shown += 1
-    ax.axvline(rules.grid_threshold, color="k", ls="--", lw=0.8)
-    ax.set_xlabel("max grid score of a run (deepmind min-max)")
-    ax.set_ylabel("P(max score >= x | low error)")
+    ax.axvline(thr, color="k", ls="--", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("P(value >= x | low error)")
     ax.set_ylim(0, 1.02)
     ax.set_title("Survival of the max grid score", fontsize=10)
     if shown:

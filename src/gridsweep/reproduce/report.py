@@ -51,9 +51,12 @@ FIGURES_OF = {
     "P": ["predictivity"],
 }
 CAPTIONS = {
-    "fractions": "Fraction of runs with low decoding error and, among those, with a unit above the grid-score "
-                 "threshold, per target kind. Error bars: 95% bootstrap intervals over seeds; diamonds: NeurIPS Fig. 2.",
-    "survival": "Survival function of each low-error run's maximum grid score, per target kind.",
+    "fractions": "Fraction of runs with low decoding error and, among those, with grid units (criterion in the "
+                 "legend), per target kind. Error bars: 95% bootstrap intervals over seeds; diamonds: NeurIPS Fig. 2; "
+                 "grey crosses: the same networks untrained.",
+    "survival": "Survival function, over low-error runs of each target kind, of the quantity the grid criterion "
+                "thresholds (a run's maximum grid score, or its fraction of units above the threshold); dashed "
+                "grey: the same networks untrained.",
     "top_ratemaps": "Rate maps of the four best units (grid score above each map) of the best run per target kind.",
     "periods": "Distribution of grid periods (units with score > 0.8) per readout width, with modes, and the "
                "period against sigma with adjacent-mode ratios.",
@@ -252,8 +255,8 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *, log: C
     figs: dict[str, Path] = {}
     box = float((man.get("base", {}).get("box") or {}).get("width", 2.2))
     makers = {
-        "fractions": lambda: F.fig_fractions(df, rules),
-        "survival": lambda: F.fig_survival(df, rules),
+        "fractions": lambda: F.fig_fractions(df, rules, untrained),
+        "survival": lambda: F.fig_survival(df, rules, untrained),
         "top_ratemaps": lambda: F.fig_top_ratemaps(df, "targets"),
         "periods": lambda: F.fig_periods(units, spacing, rules),
         "pct_vs_sigma": lambda: F.fig_pct_vs_sigma(df, rules),
