@@ -87,6 +87,25 @@ def _bars(ax: Any, labels: list[str], ests: list[Estimate], x0: float, width: fl
             ax.text(i + x0, 0.01, f"n={e.n}", ha="center", va="bottom", fontsize=6, rotation=90, color="w")
 
 
+def _pl_pg_bars(ax: Any, df: pd.DataFrame, group: str, conds: list[str], rules: RuleParams, salt: str,
+                published: str | None = None) -> list[pd.DataFrame]:
+    """Bars of P(low error) and P(grid | low error) per condition of ``group``; returns the subsets.
+
+    ``salt`` names the bootstrap streams (the verdicts use the same); ``published``
+    labels NeurIPS Fig. 2's P(grid | low error) diamonds, when given.
+    """
+    subs = [df[(df["group"] == group) & (df["condition"] == c)] for c in conds]
+    pl = [p_low(sub, rules, salt + c) for sub, c in zip(subs, conds)]
+    pg = [p_grid(sub, rules, salt + c) for sub, c in zip(subs, conds)]
+    _bars(ax, conds, pl, -0.2, 0.38, "0.75", f"P(error < {rules.low_error_cm:g} cm)")
+    _bars(ax, conds, pg, 0.2, 0.38, [COLORS.get(c, "C0") for c in conds], f"P({grid_label(rules)} | low error)")
+    pub = [(i, PUBLISHED_P_GRID[c]) for i, c in enumerate(conds) if c in PUBLISHED_P_GRID]
+    if published and pub:
+        ax.scatter([i + 0.2 for i, _ in pub], [v for _, v in pub], marker="D", color="k", zorder=5, s=25,
+                   label=published)
+    return subs
+
+
 def _conditions(df: pd.DataFrame, group: str) -> list[str]:
     return list(dict.fromkeys(df.loc[df["group"] == group, "condition"]))
 
@@ -107,16 +126,8 @@ def fig_fractions(df: pd.DataFrame, rules: RuleParams, untrained: pd.DataFrame |
     conds = _conditions(df, "targets")
     if not conds:
         return placeholder("Target kinds", "no runs in group 'targets'")
-    pl = [p_low(df[(df["group"] == "targets") & (df["condition"] == c)], rules, "targets" + c) for c in conds]
-    pg = [p_grid(df[(df["group"] == "targets") & (df["condition"] == c)], rules, "targets" + c) for c in conds]
     fig, ax = plt.subplots(figsize=(1.3 * len(conds) + 2.5, 3.6))
-    _bars(ax, conds, pl, -0.2, 0.38, "0.75", f"P(error < {rules.low_error_cm:g} cm)")
-    _bars(ax, conds, pg, 0.2, 0.38, [COLORS.get(c, "C0") for c in conds],
-          f"P({grid_label(rules)} | low error)")
-    pub = [(i, PUBLISHED_P_GRID[c]) for i, c in enumerate(conds) if c in PUBLISHED_P_GRID]
-    if pub:
-        ax.scatter([i + 0.2 for i, _ in pub], [v for _, v in pub], marker="D", color="k", zorder=5, s=25,
-                   label="published P(grid | low error) (NeurIPS Fig. 2)")
+    _pl_pg_bars(ax, df, "targets", conds, rules, "targets", published="published P(grid | low error) (NeurIPS Fig. 2)")
     if untrained is not None and len(untrained):
         u = prepare_runs(untrained, rules)
         pts = [(i, float(u.loc[u["condition"] == c, "has_grid"].mean())) for i, c in enumerate(conds)
@@ -358,12 +369,7 @@ def fig_multifield(df: pd.DataFrame, rules: RuleParams) -> Any:
     fig = plt.figure(figsize=(max(8, 2.2 * len(conds) + 3), 6.5))
     gs = fig.add_gridspec(2, max(len(conds), 2), height_ratios=[1.3, 1])
     ax = fig.add_subplot(gs[0, :])
-    subs = [df[(df["group"] == "multifield") & (df["condition"] == c)] for c in conds]
-    pl = [p_low(s, rules, "mf" + c) for s, c in zip(subs, conds)]
-    pg = [p_grid(s, rules, "mf" + c) for s, c in zip(subs, conds)]
-    _bars(ax, conds, pl, -0.2, 0.38, "0.75", f"P(error < {rules.low_error_cm:g} cm)")
-    _bars(ax, conds, pg, 0.2, 0.38, [COLORS.get(c, "C0") for c in conds],
-          f"P({grid_label(rules)} | low error)")
+    subs = _pl_pg_bars(ax, df, "multifield", conds, rules, "mf")
     errs = [bootstrap_mean(s[s["status"] == "done"], "decoding_error_cm", **_boot(rules, "mferr" + c))
             for s, c in zip(subs, conds)]
     ax.set_xticks(range(len(conds)), [f"{_label(c)}\nerror {e.value:.1f} cm" if e.defined else _label(c)
@@ -394,16 +400,7 @@ def fig_dog(df: pd.DataFrame, rules: RuleParams) -> Any:
         return placeholder("DoS vs DoG", "no runs in group 'dog'")
     fig, axes = plt.subplots(1, 2 if len(amp) else 1, figsize=(10 if len(amp) else 6, 3.6), squeeze=False)
     ax = axes[0, 0]
-    subs = [df[(df["group"] == "dog") & (df["condition"] == c)] for c in conds]
-    pl = [p_low(s, rules, "dog" + c) for s, c in zip(subs, conds)]
-    pg = [p_grid(s, rules, "dog" + c) for s, c in zip(subs, conds)]
-    _bars(ax, conds, pl, -0.2, 0.38, "0.75", f"P(error < {rules.low_error_cm:g} cm)")
-    _bars(ax, conds, pg, 0.2, 0.38, [COLORS.get(c, "C0") for c in conds],
-          f"P({grid_label(rules)} | low error)")
-    pub = [(i, PUBLISHED_P_GRID[c]) for i, c in enumerate(conds) if c in PUBLISHED_P_GRID]
-    if pub:
-        ax.scatter([i + 0.2 for i, _ in pub], [v for _, v in pub], marker="D", color="k", zorder=5, s=25,
-                   label="published")
+    _pl_pg_bars(ax, df, "dog", conds, rules, "dog", published="published")
     ax.set_xticks(range(len(conds)), [_label(c) for c in conds])
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7)
