@@ -96,7 +96,7 @@ def main() -> None:
     device = torch.device(args.device)
     repeats = args.repeats or (3 if args.quick else 7)
     n_singles = 4
-    print(f"# ensemble vs sequential single-network trainers; Np 256, B 200, T 20, DoS, Adam, float32")
+    print("# ensemble vs sequential single-network trainers; Np 256, B 200, T 20, DoS, Adam, float32")
     print(f"# device: {device_name(device)}; torch {torch.__version__}; compile={args.compile}")
     print(f"# {repeats} interleaved repeats, medians; baseline = {n_singles} single-network trainers, "
           f"E x their median step time; load average at start {os.getloadavg()[0]:.1f}")

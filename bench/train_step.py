@@ -18,7 +18,6 @@ Prints, all measured in the same run with interleaved repeats (medians):
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ensemble import device_name  # noqa: E402  (bench/ensemble.py)
 from trajectories import numpy_trajectories  # noqa: E402  (bench/trajectories.py)
 
-from gridsweep.config import BoxConfig, RunConfig, TrajectoryConfig  # noqa: E402
+from gridsweep.config import BoxConfig, RunConfig  # noqa: E402
 from gridsweep.training import Ensemble  # noqa: E402
 
 
@@ -222,7 +221,7 @@ def main() -> None:
     device = torch.device(args.device)
     sizes = args.sizes or ([4096] if args.quick else [4096, 1024])
     repeats = args.repeats or (2 if args.quick else 5)
-    print(f"# one training step, gridsweep vs the published step (reimplemented); float32, Adam, DoS targets")
+    print("# one training step, gridsweep vs the published step (reimplemented); float32, Adam, DoS targets")
     print(f"# device: {device_name(device)}; torch {torch.__version__}; compile={args.compile}; "
           f"{repeats} interleaved repeats, medians; load average at start {os.getloadavg()[0]:.1f}")
     for Ng in sizes:

@@ -143,7 +143,6 @@ def autocorrelograms(maps: np.ndarray) -> np.ndarray:
 def grid_scores(maps: np.ndarray, chunk: int = 256) -> dict[str, np.ndarray]:
     """deepmind_minmax and deepmind_mean 60-degree scores of every map, (U, n, n) -> (U,)."""
     n = maps.shape[-1]
-    N = 2 * n - 1
     ii, jj = np.mgrid[-(n - 1):n, -(n - 1):n]
     r = np.sqrt(ii**2 + jj**2)
     rings = np.stack([(r > 0.2 * n) & (r <= o * n) for o in np.linspace(0.4, 1.0, 10)]).astype(np.float64)

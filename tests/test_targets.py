@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from gridsweep.config import BoxConfig, HeadDirectionConfig, HeterogeneityConfig, TargetConfig, TrajectoryConfig
+from gridsweep.config import BoxConfig, HeadDirectionConfig, HeterogeneityConfig, TargetConfig
 from gridsweep.errors import ConfigError, DataError
 from gridsweep.targets import TARGETS, build_head_direction, build_target, decoding_error_cm
-from gridsweep.trajectories import generate
 
 BOX = BoxConfig()
 

@@ -5,7 +5,7 @@ import torch
 
 from gridsweep.config import ModelConfig, RunConfig, load_config
 from gridsweep.models import CELLS, build_model
-from gridsweep.training import Ensemble, ensemble_key, load_run, train, train_ensemble
+from gridsweep.training import Ensemble, ensemble_key, load_run, train
 
 
 def params(ens):

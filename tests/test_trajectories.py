@@ -1,12 +1,11 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 from scipy import stats
 
 from gridsweep.config import BoxConfig, TrajectoryConfig
-from gridsweep.trajectories import generate, integrate, sample_noise
+from gridsweep.trajectories import generate, integrate
 
 CFG = TrajectoryConfig()
 BOX = BoxConfig()
