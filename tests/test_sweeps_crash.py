@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sweep_helpers import tiny_grid_spec
 
 from gridsweep.sweeps import run_sweep
 from gridsweep.sweeps.store import TrialStore
@@ -26,19 +27,7 @@ from gridsweep.sweeps.worker import noop_group
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-name: crash
-base:
-  target: {n_cells: 16, surround_width_ratio: 2.0}
-  model: {hidden_size: 16}
-  trajectory: {batch_size: 8}
-  training: {n_steps: 400, eval_every: 100, checkpoint_every: 20}
-  evaluation: {n_trajectories: 8}
-grid:
-  model.cell: [rnn, gru]
-  training.learning_rate: [1.0e-3, 1.0e-2]
-seeds: 2
-"""
+SPEC = tiny_grid_spec("crash", 400, 100, 20)
 N_TRIALS = 8
 
 

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from sweep_helpers import tiny_grid_spec
 
 from gridsweep.sweeps import load_results, run_sweep
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-name: raycheck
-base:
-  target: {n_cells: 16, surround_width_ratio: 2.0}
-  model: {hidden_size: 16}
-  trajectory: {batch_size: 8}
-  training: {n_steps: 20, eval_every: 10, checkpoint_every: 5}
-  evaluation: {n_trajectories: 8}
-grid:
-  model.cell: [rnn, gru]
-  training.learning_rate: [1.0e-3, 1.0e-2]
-seeds: 2
-"""
+SPEC = tiny_grid_spec("raycheck", 20, 10, 5)
 
 METRICS = ["decoding_error_cm", "recurrent_weight_norm", "mean_abs_activation", "n_active_units", "steps"]
 
