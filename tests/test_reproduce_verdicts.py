@@ -81,6 +81,13 @@ def test_r2_reproduced_not_reproduced_and_too_few_low_error_runs():
     assert res.verdict == NOT_REPRODUCED and "polar" in res.reason
     res = decide("R2", *targets(dos_err=40.0))
     assert res.verdict == INCONCLUSIVE and "DoS" in res.reason and "min_runs" in res.reason
+    # a kind that does not path-integrate is left out and named; the others still decide
+    fr = targets()
+    fr[2] = runs("targets", "polar_highdim", 4, err=40.0, score=1.3)
+    res = decide("R2", *fr)
+    assert res.verdict == REPRODUCED and "Left out" in res.reason and "polar" in res.reason.split("Left out")[1]
+    only_dos = [runs("targets", "dos", 4, score=1.2), runs("targets", "gaussian", 4, err=40.0)]
+    assert "no other target kind" in decide("R2", *only_dos).reason
     res = decide("R2", *targets(dos_score=0.1))
     assert res.verdict == INCONCLUSIVE and "no target kind" in res.reason
     # overlapping intervals: DoS has grids in half its seeds, polar in a quarter

@@ -226,9 +226,12 @@ def rule_r1(runs: pd.DataFrame, rules: RuleParams, *, untrained: pd.DataFrame | 
 # --------------------------------------------------------------------------------------
 RULE_R2 = ("P(grid | low error) per target kind (target sweep). Reproduced if DoS's interval lies above the "
            "interval of every other kind (Cartesian, polar, Gaussian, equi-norm DoG, ...); not reproduced if some "
-           "other kind gives grids (interval above 0) without lying below DoS; inconclusive otherwise, when a "
-           "kind has fewer than min_runs low-error runs, when no kind gives grids at this scale, or when the "
-           "same networks untrained meet the grid criterion as often as DoS (intervals not separated).")
+           "other kind gives grids (interval above 0) without lying below DoS; inconclusive otherwise, when DoS "
+           "has fewer than min_runs low-error runs, when no kind gives grids at this scale, or when the same "
+           "networks untrained meet the grid criterion as often as DoS (intervals not separated). Other kinds "
+           "with fewer than min_runs low-error runs are left out of the comparison and named (their networks "
+           "do not path-integrate, so they say nothing about which readouts give grids); with none left, "
+           "inconclusive.")
 
 R2_OTHERS = ("cartesian", "cartesian_highdim", "polar_highdim", "gaussian", "dog_equinorm", "sod")
 
@@ -285,26 +288,34 @@ def rule_r2(runs: pd.DataFrame, rules: RuleParams, *, untrained: pd.DataFrame | 
     meas += _null_measures(untrained, rules)
     null = untrained_null(untrained, rules)[0]
     dos = kinds["dos"][1]
-    few = [k for k, (_, pg) in kinds.items() if (k == "dos" or k in others) and _few(pg, rules)]
     summary = "; ".join(f"{_label(k)} {_fmt_short(v[1])}" for k, v in kinds.items())
-    if few:
-        return ClaimResult("R2", INCONCLUSIVE, f"fewer than min_runs = {rules.min_runs} low-error runs for "
-                           f"{', '.join(_label(k) for k in few)}; P(grid | low error): {summary}.", RULE_R2, meas)
+    if _few(dos, rules):
+        return ClaimResult("R2", INCONCLUSIVE, f"fewer than min_runs = {rules.min_runs} low-error DoS runs; "
+                           f"P(grid | low error): {summary}.", RULE_R2, meas)
+    # a kind whose networks do not path-integrate says nothing about which readouts give grids
+    few = [k for k, (_, pg) in others.items() if _few(pg, rules)]
+    others = {k: v for k, v in others.items() if k not in few}
+    left_out = (f" Left out with fewer than min_runs = {rules.min_runs} low-error runs: "
+                f"{', '.join(_label(k) for k in few)}." if few else "")
+    summary += "." + left_out
+    if not others:
+        return ClaimResult("R2", INCONCLUSIVE, f"no other target kind has min_runs = {rules.min_runs} low-error "
+                           f"runs; P(grid | low error): {summary}", RULE_R2, meas)
     if null.defined and not _below(null, dos):
         return ClaimResult("R2", INCONCLUSIVE, f"the grid criterion ({grid_label(rules)}) does not separate DoS "
                            f"networks from untrained ones (untrained {_fmt_short(null)}); P(grid | low error): "
-                           f"{summary}.", RULE_R2, meas)
+                           f"{summary}", RULE_R2, meas)
     rivals = [k for k, (_, pg) in others.items() if _gives_grids_like(pg, dos)]
     if all(_below(pg, dos) for _, pg in others.values()):
-        return ClaimResult("R2", REPRODUCED, f"DoS lies above every other kind; P(grid | low error): {summary}.",
+        return ClaimResult("R2", REPRODUCED, f"DoS lies above every other kind; P(grid | low error): {summary}",
                            RULE_R2, meas)
     if rivals:
         return ClaimResult("R2", NOT_REPRODUCED, f"{', '.join(_label(k) for k in rivals)} give(s) grids without "
-                           f"lying below DoS; P(grid | low error): {summary}.", RULE_R2, meas)
+                           f"lying below DoS; P(grid | low error): {summary}", RULE_R2, meas)
     if not any(pg.defined and pg.value > 0 for _, pg in kinds.values()):
         return ClaimResult("R2", INCONCLUSIVE, f"no target kind gave a run with "
-                           f"{grid_label(rules)} at this scale; P(grid | low error): {summary}.", RULE_R2, meas)
-    return ClaimResult("R2", INCONCLUSIVE, f"intervals overlap; P(grid | low error): {summary}.", RULE_R2, meas)
+                           f"{grid_label(rules)} at this scale; P(grid | low error): {summary}", RULE_R2, meas)
+    return ClaimResult("R2", INCONCLUSIVE, f"intervals overlap; P(grid | low error): {summary}", RULE_R2, meas)
 
 
 # --------------------------------------------------------------------------------------
