@@ -143,6 +143,11 @@ def test_r4():
     flipped = attach(targets(dos_score=0.1, polar_score=1.3) + sigma_runs())
     assert decide("R4", *flipped).verdict == NOT_REPRODUCED
     assert decide("R4", *targets()).verdict == INCONCLUSIVE  # no theory attached
+    # a ring-less kind that never path-integrates is left out of (a), and named
+    fr = targets()
+    fr[2] = runs("targets", "polar_highdim", 4, err=40.0)
+    res = decide("R4", *attach(fr + sigma_runs()))
+    assert res.verdict == REPRODUCED and "left out" in res.reason and "polar" in res.reason
 
 
 # ---------------------------------------------------------------------------- R5

@@ -47,13 +47,28 @@ def test_plan_tasks_groups_and_sizes():
     cfg = RunConfig().with_overrides({"model.hidden_size": 16, "target.n_cells": 16})
     trials = [(f"t{i}", cfg.with_overrides({"seed": i}), "a" if i < 5 else "b", f"d{i}") for i in range(7)]
     tasks = plan_tasks(trials, ensemble_size=2)
-    assert [t.trial_ids for t in tasks] == [["t0", "t1"], ["t2", "t3"], ["t4"], ["t5", "t6"]]
+    # longest first; equal-cost tasks keep spec order
+    assert [t.trial_ids for t in tasks] == [["t0", "t1"], ["t2", "t3"], ["t5", "t6"], ["t4"]]
     assert [t.size for t in plan_tasks(trials, budget=10 ** 12, workers=1)] == [5, 2]
     assert all(t.size == 1 for t in plan_tasks(trials, budget=1, workers=1))
     # fewer groups than workers: split, balanced
     assert sorted(t.size for t in plan_tasks(trials[:5], budget=10 ** 12, workers=2)) == [2, 3]
     big = cfg.with_overrides({"model.hidden_size": 1024, "model.cell": "lstm"})
     assert network_bytes(big) > 50 * network_bytes(cfg)
+
+
+def test_plan_tasks_starts_the_longest_tasks_first():
+    """GRU (3 gate blocks) and multi-field targets cost more per step; they must not start last."""
+    from gridsweep.sweeps.planning import step_cost
+
+    cfg = RunConfig().with_overrides({"model.hidden_size": 64, "target.n_cells": 64, "training.n_steps": 100})
+    gru = cfg.with_overrides({"model.cell": "gru"})
+    mf = cfg.with_overrides({"target.heterogeneity": {"fields_lambda": 3.0, "max_fields": 6}})
+    long_run = cfg.with_overrides({"training.n_steps": 1000})
+    assert step_cost(gru) > step_cost(cfg) and step_cost(mf) > step_cost(cfg)
+    trials = [(n, c, n, n) for n, c in (("rnn", cfg), ("gru", gru), ("mf", mf), ("long", long_run))]
+    order = [t.trial_ids[0] for t in plan_tasks(trials, ensemble_size=1)]
+    assert order[0] == "long" and order[-1] == "rnn" and set(order[1:3]) == {"gru", "mf"}
 
 
 def test_group_key_keeps_ensembles_independent():

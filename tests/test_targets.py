@@ -151,6 +151,22 @@ def test_nearest_field_rule():
     assert torch.allclose(d2[0], direct)
 
 
+def test_nearest_field_of_multifield_cells_against_brute_force():
+    """Distance and widths of the nearest real field (padding ignored), from an explicit difference tensor."""
+    het = HeterogeneityConfig(fields_lambda=3.0, sigma_range=(0.06, 0.18), max_fields=6)
+    t = build_target(TargetConfig(kind="dos", n_cells=32, surround_width_ratio=2.0, heterogeneity=het), [0, 1], BOX,
+                     dtype=torch.float64)
+    assert t.n_fields == 6 and not bool(t.field_mask.all())  # some padding to ignore
+    x = positions(40).expand(2, -1, -1)
+    d2, se, si = t._nearest_field(x)
+    diff2 = ((x[:, :, None, None, :] - t.centres[:, None]) ** 2).sum(-1)  # (E, N, Np, F)
+    diff2 = diff2.masked_fill(~t.field_mask[:, None], float("inf"))
+    ref, idx = diff2.min(-1)
+    assert torch.allclose(d2, ref, atol=1e-12)
+    sig = torch.gather(t.sigma_e[:, None].expand(-1, 40, -1, -1), 3, idx[..., None])[..., 0]
+    assert torch.equal(se, sig) and torch.allclose(si, 2.0 * se)
+
+
 def test_head_direction_cells_round_trip():
     hd = build_head_direction(HeadDirectionConfig(n_cells=48, kappa=20.0), [0], torch.float64)
     ang = (torch.rand(1, 500, dtype=torch.float64) * 2 - 1) * math.pi

@@ -309,11 +309,16 @@ class PlaceCellTarget(Target):
             se = self.sigma_e[:, None, :, 0].expand_as(d2)
             si = self.sigma_i[:, None, :, 0].expand_as(d2)
         else:
-            diff = flat[:, :, None, None, :] - self.centres[:, None]  # (E, N, Np, F, 2)
             if self.period is not None:  # periodic box: distance to the nearest image (minimum image)
+                diff = flat[:, :, None, None, :] - self.centres[:, None]  # (E, N, Np, F, 2)
                 size = torch.tensor(self.period, dtype=flat.dtype, device=flat.device)
-                diff = torch.remainder(diff + size / 2, size) - size / 2
-            d2f = diff.pow(2).sum(-1).masked_fill(~self.field_mask[:, None], float("inf"))
+                d2f = (torch.remainder(diff + size / 2, size) - size / 2).pow(2).sum(-1)
+            else:  # |x|^2 - 2 x.c + |c|^2 as one batched product: no (E, N, Np, F, 2) intermediate
+                c = self.centres.reshape(E, -1, 2)  # (E, Np F, 2)
+                d2f = torch.baddbmm(c.pow(2).sum(-1)[:, None, :], flat, c.transpose(1, 2), alpha=-2)
+                d2f.add_(flat.pow(2).sum(-1, keepdim=True)).clamp_min_(0)
+                d2f = d2f.view(E, flat.shape[1], *self.centres.shape[1:3])  # (E, N, Np, F)
+            d2f.masked_fill_(~self.field_mask[:, None], float("inf"))
             d2, idx = d2f.min(-1)  # (E, N, Np)
             se = torch.gather(self.sigma_e[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
             si = torch.gather(self.sigma_i[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]

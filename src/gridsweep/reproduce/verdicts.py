@@ -396,7 +396,7 @@ def rule_r3(runs: pd.DataFrame, rules: RuleParams, *, modules: pd.DataFrame | No
 # --------------------------------------------------------------------------------------
 RULE_R4 = ("(a) Ring vs grids: kinds whose numerical readout spectrum has a ring (theory.predict) must lie above "
            "the kinds without one in P(grid | low error) (intervals separated); they disagree when some ring-less "
-           "kind lies above a ring kind. (b) Spacing: over runs with a measured period, the median ratio "
+           "kind lies above a ring kind; kinds with fewer than min_runs low-error runs are left out and named. (b) Spacing: over runs with a measured period, the median ratio "
            "measured/predicted spacing gets a seed-bootstrap interval; it agrees when the point lies in "
            "spacing_ratio_band and, with >= 3 distinct predictions, the Spearman correlation between predicted "
            "and measured spacing has its interval above 0; it disagrees when the ratio interval lies outside the "
@@ -435,17 +435,20 @@ def rule_r4(runs: pd.DataFrame, rules: RuleParams, **_: Any) -> ClaimResult:
         (ring_est if ring else flat_est)[cond] = est
         meas.append(Measured(f"{_label(cond)}: ring predicted = {'yes' if ring else 'no'}; P(grid | low error)", est))
     verdict_a: str
+    # kinds whose networks do not path-integrate are left out (as in R2) and named
     few = [c for c, e in {**ring_est, **flat_est}.items() if _few(e, rules)]
+    ring_est = {c: e for c, e in ring_est.items() if c not in few}
+    flat_est = {c: e for c, e in flat_est.items() if c not in few}
+    left_out = f" (left out, fewer than min_runs low-error runs: {', '.join(_label(c) for c in few)})" if few else ""
     if not ring_est or not flat_est:
-        verdict_a, why_a = INCONCLUSIVE, "needs kinds with and without a predicted ring"
-    elif few:
-        verdict_a, why_a = INCONCLUSIVE, f"fewer than min_runs low-error runs for {', '.join(_label(c) for c in few)}"
+        verdict_a, why_a = INCONCLUSIVE, f"needs kinds with and without a predicted ring{left_out}"
     elif any(_below(r, f) for r in ring_est.values() for f in flat_est.values()):
         verdict_a, why_a = NOT_REPRODUCED, "a kind without a ring gives more grids than a kind with one"
     elif all(_below(f, r) for r in ring_est.values() for f in flat_est.values()):
         verdict_a, why_a = REPRODUCED, "every ring kind lies above every ring-less kind"
     else:
         verdict_a, why_a = INCONCLUSIVE, "ring and ring-less kinds overlap"
+    why_a += left_out if ring_est and flat_est else ""
     # (b) spacing
     sp = runs[runs["group"].isin(["sigma", "targets", "dog"]) & (runs["status"] == "done")].drop_duplicates("trial_id")
     sp = sp[np.isfinite(pd.to_numeric(sp.get(SPACING_COL), errors="coerce"))
