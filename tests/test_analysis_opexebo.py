@@ -1,9 +1,13 @@
-"""Cross-check against opexebo (the Moser lab's Python port of BNT), where it still runs.
+"""Cross-check against opexebo (the Moser lab's Python port of BNT).
 
 opexebo 0.7.2's ``grid_score`` fails on numpy >= 2 (``TypeError: only 0-dimensional
-arrays can be converted to Python scalars`` in ``_findCentreRadius``), so the sargolini
-variant cannot be compared with it here; its ``autocorrelation`` still works and is
-compared with ours.
+arrays can be converted to Python scalars`` in ``_findCentreRadius``), so under numpy 2
+(the default install) the sargolini comparison skips with that reason and only
+``autocorrelation`` is compared. In an environment with numpy < 2 every test here runs;
+they passed on 2026-11-28 with opexebo 0.7.2, numpy 1.26.4, scipy 1.13.1::
+
+    python3.11 -m venv /tmp/opx && /tmp/opx/bin/pip install "numpy<2" opexebo pytest torch==2.13.0 ...
+    /tmp/opx/bin/pip install --no-deps -e . && /tmp/opx/bin/python -m pytest tests/test_analysis_opexebo.py
 """
 
 import numpy as np
@@ -49,13 +53,38 @@ def test_opexebo_zero_fills_nan_bins():
     assert np.abs(_crop(autocorrelogram(m)[0], theirs) - theirs).max() > 1e-3
 
 
-def test_sargolini_against_opexebo_grid_score():
-    m = hexagonal(44, 0.5, 10)
-    sac = opexebo.analysis.autocorrelation(m)
+def _opexebo_score(m):
     try:
-        theirs, _ = opexebo.analysis.grid_score(sac)
+        return float(opexebo.analysis.grid_score(opexebo.analysis.autocorrelation(m))[0])
     except TypeError as exc:
         pytest.skip(f"opexebo {getattr(opexebo, '__version__', '?')} grid_score fails on numpy "
                     f"{np.__version__} with TypeError ({exc}); only its autocorrelation is compared")
-    ours = grid_scores(m, "sargolini")["score60"][0]
-    assert ours == pytest.approx(theirs, abs=0.15)
+
+
+def test_sargolini_against_opexebo_grid_score():
+    """74 maps: lattices (3 spacings x 3 orientations x 3 noise levels, 20 and 44 bins) and smooth noise.
+
+    Measured with opexebo 0.7.2 on numpy 1.26: Pearson 0.994, median |difference| 0.057,
+    90th percentile 0.11; on clean lattices ours is 0.0-0.1 higher (the central-field
+    radius is found from the radial profile here, from peak positions there).
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    maps, clean = [], []
+    for n in (20, 44):
+        for spacing in (0.5, 0.7, 0.9):
+            for ori in (0, 12, 25):
+                for noise in (0.0, 0.5, 1.5):
+                    maps.append(hexagonal(n, spacing, ori) + noise * rng.standard_normal((n, n)))
+                    clean.append(noise == 0)
+        for _ in range(10):
+            maps.append(ndimage.gaussian_filter(rng.standard_normal((n, n)), 1.5))
+            clean.append(False)
+    theirs = np.array([_opexebo_score(m) for m in maps])
+    ours = np.array([float(grid_scores(m, "sargolini")["score60"][0]) for m in maps])
+    assert np.isfinite(ours).all() and np.isfinite(theirs).all()
+    assert np.corrcoef(ours, theirs)[0, 1] > 0.98
+    assert np.median(np.abs(ours - theirs)) < 0.1
+    clean = np.array(clean)
+    assert np.abs(ours[clean] - theirs[clean]).max() < 0.15
