@@ -170,7 +170,8 @@ def fig_survival(df: pd.DataFrame, rules: RuleParams, untrained: pd.DataFrame | 
     ax.set_xlabel(xlabel)
     ax.set_ylabel("P(value >= x | low error)")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Survival of the max grid score", fontsize=10)
+    ax.set_title("Survival of the max grid score" if rules.grid_min_fraction is None
+                 else f"Survival of the fraction of units > {rules.grid_threshold:g}", fontsize=10)
     if shown:
         ax.legend(fontsize=7)
     else:
@@ -191,14 +192,20 @@ def _best_units(trial_dir: str, n: int) -> tuple[list[np.ndarray], list[float], 
 
 
 def fig_top_ratemaps(df: pd.DataFrame, group: str = "targets", n: int = 4, title: str = "") -> Any:
-    """Top rate maps (by grid score) of the best run of each condition of a group."""
+    """Top rate maps (by grid score) of the best run of each condition of a group.
+
+    The best run is the one with the highest max score among low-error runs (among all
+    finished runs when none path-integrates).
+    """
     conds = _conditions(df, group)
     if not conds:
         return placeholder("Rate maps", f"no runs in group '{group}'")
     fig, axes = plt.subplots(len(conds), n, figsize=(1.6 * n + 1.4, 1.6 * len(conds) + 0.4), squeeze=False)
     for row, c in enumerate(conds):
         sub = df[(df["group"] == group) & (df["condition"] == c) & (df["status"] == "done")]
-        sub = sub.sort_values(SCORE_COL, ascending=False, na_position="last")
+        # the best run among those that path-integrate, when there are any
+        low = sub["low_error"].astype(bool) if "low_error" in sub else pd.Series(False, index=sub.index)
+        sub = sub.assign(_low=low).sort_values(["_low", SCORE_COL], ascending=False, na_position="last")
         maps, scores, ext = ([], [], None)
         if len(sub):
             maps, scores, ext = _best_units(sub.iloc[0]["trial_dir"], n)
@@ -319,12 +326,13 @@ def fig_theory(df: pd.DataFrame, spectra: dict[str, Any], rules: RuleParams, box
         sp = sp.iloc[:0]
     if len(sp):
         sc = ax.scatter(sp["predicted_spacing_m"], sp[SPACING_COL], c=sp["sigma"].astype(float), cmap="viridis",
-                        edgecolor="k", s=30)
+                        edgecolor="k", s=30, zorder=3)
         fig.colorbar(sc, ax=ax, label="sigma_E, m")
         lim = [0, 1.1 * float(np.nanmax([sp["predicted_spacing_m"].max(), sp[SPACING_COL].max()]))]
         ax.plot(lim, lim, "k--", lw=0.8, label="measured = predicted")
         lo, hi = rules.spacing_ratio_band
-        ax.fill_between(lim, [lo * x for x in lim], [hi * x for x in lim], color="0.85", label="accepted band")
+        ax.fill_between(lim, [lo * x for x in lim], [hi * x for x in lim], color="0.85", label="accepted band",
+                        zorder=0)
         ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "no runs with a measured period\nand a predicted ring", transform=ax.transAxes,
