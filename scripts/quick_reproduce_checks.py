@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Two measurements behind the quick reproduction preset (docs/quick-preset.md).
+"""Measurements behind the quick reproduction preset (docs/quick-preset.md).
 
 ``lr-step``: DoS sigma 0.12 (configs/quick_dos.yaml), seeds 0 and 1 as one ensemble,
 6,000 steps, the learning rate multiplied by GAMMA at MILESTONE; prints held-out
@@ -9,10 +9,14 @@ decoding error and grid measures per seed.
 units above 0.8, trained and untrained (same config and seed), at 20, 32 and 44 bins;
 shows whether NFL's any-unit rule separates learning from chance at this scale.
 
+``decoder-floor``: decoding error of the *true* target code (no network) with the
+top-k decoder, for single-field, single-scale multi-field and heterogeneous cells.
+
 Usage (scratch output under /tmp)::
 
     python scripts/quick_reproduce_checks.py lr-step /tmp/lrexp/C --milestone 4500 --gamma 0.1
     python scripts/quick_reproduce_checks.py null /tmp/lrexp/C/s0
+    python scripts/quick_reproduce_checks.py decoder-floor
 """
 
 from __future__ import annotations
@@ -61,6 +65,29 @@ def null(run_dir: Path) -> None:
                   f"units > 0.8 {100 * np.mean(s > 0.8):.1f}%, > 0.3 {100 * np.mean(s > 0.3):.1f}%")
 
 
+HETEROGENEITY = {
+    "single field": None,
+    "multi-field, single scale": {"fields_lambda": 3.0, "max_fields": 6},
+    "multi-field, heterogeneous": {"fields_lambda": 3.0, "max_fields": 6, "sigma_range": [0.06, 1.0],
+                                   "surround_width_ratio_range": [1.25, 4.5]},
+}
+
+
+def decoder_floor() -> None:
+    from gridsweep.targets import decoding_error_cm
+    from gridsweep.training import Ensemble
+
+    base = load_config(PRESET)
+    for name, het in HETEROGENEITY.items():
+        ens = Ensemble([base.with_overrides({"target.heterogeneity": het})])
+        x = ens.sample(batch=200, steps=50).positions
+        code = ens.target.encode(x)
+        for k in ((1, 3) if het is None else (3,)):  # multi-field decoding searches F^k field combinations
+            ens.target.decode_k = k
+            err = float(decoding_error_cm(ens.target.decode(torch.log(code + 1e-12)), x)[0])
+            print(f"{name:28s} top-{k}: {err:.2f} cm")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -71,12 +98,15 @@ def main() -> None:
     a.add_argument("--steps", type=int, default=6000)
     b = sub.add_parser("null")
     b.add_argument("run_dir", type=Path)
+    sub.add_parser("decoder-floor")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.cmd == "lr-step":
         lr_step(args.out, args.milestone, args.gamma, args.steps)
-    else:
+    elif args.cmd == "null":
         null(args.run_dir)
+    else:
+        decoder_floor()
 
 
 if __name__ == "__main__":
