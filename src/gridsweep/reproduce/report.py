@@ -305,6 +305,14 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *, log: C
     return rep
 
 
+def _schedule(training: dict[str, Any]) -> str:
+    """' (x0.1 at step 4500)' for a step schedule, '' for a constant rate."""
+    ms = training.get("lr_milestones") or []
+    if not ms:
+        return ""
+    return f" (x{training.get('lr_gamma', 0.1):g} at step{'s' if len(ms) > 1 else ''} {', '.join(map(str, ms))})"
+
+
 def _page(title: str, preset: Preset, man: dict[str, Any], sweep_dir: Path, counts: dict[str, int],
           results: dict[str, ClaimResult], figs: dict[str, Path], problems: list[str], df: pd.DataFrame) -> str:
     base = man.get("base", {})
@@ -334,7 +342,7 @@ SCIENCE.md section 1; every verdict below is computed from the numbers stored in
 {_e(preset.scale)}<br>
 Base config <code>{_e(preset.base)}</code>: {_e(m.get('cell'))} / {_e(m.get('activation'))}, Ng = {_e(m.get('hidden_size'))},
 Np = {_e(t.get('n_cells'))}, sigma_E = {_e(t.get('sigma'))} m, {_e(tr.get('n_steps'))} steps, learning rate
-{_e(tr.get('learning_rate'))}. Trials: {_e(status)}; compute {_fmt(secs / 60 if secs == secs else float('nan'))}
+{_e(tr.get('learning_rate'))}{_e(_schedule(tr))}. Trials: {_e(status)}; compute {_fmt(secs / 60 if secs == secs else float('nan'))}
 trial-minutes{(', wall time ' + _fmt(timing.get('wall_seconds', float('nan')) / 60) + ' min') if timing else ''}.
 {_e(preset.description)}
 Verdicts at this scale are about these networks; "inconclusive" means the rule could not decide with the runs
