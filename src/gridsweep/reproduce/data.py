@@ -126,6 +126,8 @@ def load_ratemaps(trial_dir: str | Path) -> dict[str, np.ndarray] | None:
 # the untrained null of the grid criterion (R1, R2)
 # --------------------------------------------------------------------------------------
 UNTRAINED_CACHE = Path("reproduce") / "untrained.csv"
+#: The grid measures of :data:`METRICS` (what an untrained network has too).
+GRID_METRICS = tuple(m for m in METRICS if m not in ("decoding_error_cm", "score_variant"))
 
 
 def untrained_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]], sweep_dir: str | Path,
@@ -153,7 +155,7 @@ def untrained_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]], swee
             continue
         rm = untrained_ratemaps(configs[r["trial_id"]])
         m = summary_metrics(unit_table(rm.maps, rm.bin_size[0]))
-        rows.append({"trial_id": r["trial_id"], **{k: m.get(k, np.nan) for k in METRICS[1:-1]}})
+        rows.append({"trial_id": r["trial_id"], **{k: m.get(k, np.nan) for k in GRID_METRICS}})
     if rows:
         say(f"report: scored {len(rows)} untrained networks (the grid criterion's null)")
         cached = pd.concat([cached, pd.DataFrame(rows)], ignore_index=True)

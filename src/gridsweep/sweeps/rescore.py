@@ -52,9 +52,8 @@ def rescore(sweep_dir: str | Path, analysis: str | Callable = "scores", *, ids: 
     hook = resolve_hook(analysis)
     sweep_dir = Path(sweep_dir)
     with TrialStore(sweep_dir, create=False) as store, SweepLock(sweep_dir):
-        done = store.ids("done")
         if ids is None:
-            todo = done
+            todo = store.ids("done")
         else:
             status = store.statuses(list(ids))
             bad = [f"{t} ({status.get(t, 'unknown')})" for t in ids if status.get(t) != "done"]
