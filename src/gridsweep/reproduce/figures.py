@@ -27,6 +27,7 @@ from gridsweep.reproduce.verdicts import (  # noqa: E402
     SCORE_COL,
     SPACING_COL,
     _boot,
+    grid_criterion,
     grid_label,
     p_grid,
     p_low,
@@ -111,11 +112,11 @@ def _conditions(df: pd.DataFrame, group: str) -> list[str]:
 
 
 def _criterion(rules: RuleParams) -> tuple[str, float, str]:
-    """(column, threshold, axis label) of the 'has grid units' criterion of ``rules``."""
-    if rules.grid_min_fraction is None:
-        return SCORE_COL, rules.grid_threshold, "max grid score of a run (deepmind min-max)"
-    return (f"frac_units_above_{rules.grid_threshold:g}", rules.grid_min_fraction,
-            f"fraction of a run's units with score > {rules.grid_threshold:g}")
+    """(column, cut, axis label) of the 'has grid units' criterion of ``rules``."""
+    col, cut = grid_criterion(rules)
+    label = ("max grid score of a run (deepmind min-max)" if rules.grid_min_fraction is None
+             else f"fraction of a run's units with score > {rules.grid_threshold:g}")
+    return col, cut, label
 
 
 def fig_fractions(df: pd.DataFrame, rules: RuleParams, untrained: pd.DataFrame | None = None) -> Any:

@@ -43,7 +43,7 @@ from gridsweep.reproduce.stats import (
 )
 
 __all__ = ["ClaimResult", "Measured", "REPRODUCED", "NOT_REPRODUCED", "INCONCLUSIVE", "RULES", "evaluate_all",
-           "prepare_runs", "p_grid", "p_low", "RULE_TEXT", "grid_label"]
+           "prepare_runs", "p_grid", "p_low", "RULE_TEXT", "grid_criterion", "grid_label"]
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -116,14 +116,21 @@ def prepare_runs(runs: pd.DataFrame, rules: RuleParams) -> pd.DataFrame:
     df[ERR_COL] = err
     df[SCORE_COL] = score
     df["low_error"] = (df["status"] == "done") & (err < rules.low_error_cm)
-    if rules.grid_min_fraction is None:
-        df["has_grid"] = (df["status"] == "done") & (score > rules.grid_threshold)
-    else:
-        frac = pd.to_numeric(df[f"frac_units_above_{rules.grid_threshold:g}"], errors="coerce")
-        df["has_grid"] = (df["status"] == "done") & (frac >= rules.grid_min_fraction)
+    col, cut = grid_criterion(rules)
+    value = pd.to_numeric(df[col], errors="coerce")
+    met = value > cut if rules.grid_min_fraction is None else value >= cut
+    df["has_grid"] = (df["status"] == "done") & met
     df["max_rule_grid"] = (df["status"] == "done") & (score > rules.grid_threshold)
     df["grid_and_low"] = df["low_error"] & df["has_grid"]
     return df
+
+
+def grid_criterion(rules: RuleParams) -> tuple[str, float]:
+    """(column, cut) the 'has grid units' criterion thresholds: a run's max score (> cut,
+    NFL) or, with ``grid_min_fraction``, its fraction of units above ``grid_threshold`` (>= cut)."""
+    if rules.grid_min_fraction is None:
+        return SCORE_COL, rules.grid_threshold
+    return f"frac_units_above_{rules.grid_threshold:g}", rules.grid_min_fraction
 
 
 def grid_label(rules: RuleParams) -> str:
@@ -279,9 +286,9 @@ def rule_r2(runs: pd.DataFrame, rules: RuleParams, *, untrained: pd.DataFrame | 
         meas.append(Measured(f"{_label(k)}: P(low error)", pl))
         meas.append(Measured(f"{_label(k)}: P({grid_label(rules)} | low error)", pg))
     if rules.grid_min_fraction is not None:
-        df = runs[runs["group"] == "targets"]
         for k in kinds:
-            sub = df[(df["condition"] == k) & df["low_error"]]
+            sub = _cond(runs, "targets", k)
+            sub = sub[sub["low_error"]]
             meas.append(Measured(f"{_label(k)}: P(max score > {rules.grid_threshold:g} | low error) (NFL's "
                                  "any-unit rule)", bootstrap_ratio(sub, "max_rule_grid", None,
                                                                    **_boot(rules, "anyunit" + k))))
