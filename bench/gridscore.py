@@ -3,7 +3,7 @@
 The reference follows the published definition the way the original scorers run it: per
 map, a convolution-style NaN-aware SAC (six ``scipy.signal.correlate2d`` overlap sums),
 ``scipy.ndimage.rotate`` per angle, and a Python loop over the ten rings
-(deepmind_minmax, SCIENCE.md section 6). Both are timed in the same run, on the same maps,
+(deepmind_minmax, docs/science.md section 6). Both are timed in the same run, on the same maps,
 and their scores are compared.
 
     python bench/gridscore.py            # 1,024 maps per size for both implementations

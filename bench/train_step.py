@@ -7,7 +7,7 @@ Prints, all measured in the same run with interleaved repeats (medians):
   projection, recurrence, readout, encoder), and that as a fraction of the machine's own
   ``torch.mm`` GFLOP/s on the recurrence's shape, (B x Ng) @ (Ng x Ng);
 * the step time of a plain reimplementation of the published PyTorch step, written here
-  from its description (SCIENCE.md sections 2-3): ``nn.RNN`` model whose forward runs
+  from its description (docs/science.md sections 2-3): ``nn.RNN`` model whose forward runs
   twice per step (once for the loss, once for the decoding error), ``log(softmax)``
   instead of ``log_softmax``, numpy trajectories generated on the host with a per-step
   loop and copied to the device every step, ``torch.optim.Adam``; and the speed-up.

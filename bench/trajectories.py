@@ -1,6 +1,6 @@
 """Agent-steps per second of gridsweep.trajectories.generate against a numpy per-step loop.
 
-The reference is the published generator's method (Sorscher et al.; SCIENCE.md section 2),
+The reference is the published generator's method (Sorscher et al.; docs/science.md section 2),
 written here from that description: numpy arrays on the host, one Python iteration per
 time step, vectorised over the batch. gridsweep draws the same kind of noise from one
 torch.Generator per network on the target device and integrates it with torch ops.
@@ -45,7 +45,7 @@ def numpy_noise(rng: np.random.Generator, batch: int, steps: int, cfg: Trajector
 
 
 def numpy_integrate(noise: dict, cfg: TrajectoryConfig, box: BoxConfig) -> dict:
-    """Solid-wall Sorscher motion, one numpy iteration per step (SCIENCE.md section 2)."""
+    """Solid-wall Sorscher motion, one numpy iteration per step (docs/science.md section 2)."""
     batch, steps = noise["turn"].shape
     hw, hh, dt = box.width / 2, box.height / 2, cfg.dt
     pos = np.zeros((batch, steps + 1, 2))

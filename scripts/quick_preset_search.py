@@ -20,11 +20,12 @@ Usage (scratch output goes to /tmp/research, never into the repository)::
 Runs resume from their last checkpoint when re-run with the same arguments (a larger
 ``--stop-after`` extends them).
 
-The grid score is computed here (``grid_scores``) from SCIENCE.md section 6 (deepmind
-variants: NaN-aware Pearson SAC, rings inner 0.2 n, outer linspace(0.4, 1, 10) n, cubic
-rotation with zeros outside, max over rings) because ``gridsweep.analysis`` had no grid
-score yet when these runs were made; ``score`` also calls
-``gridsweep.evaluation.score_run`` when that module provides it, for a cross-check.
+Grid scores come from ``gridsweep.analysis`` (``autocorrelogram`` and ``grid_scores``,
+deepmind variants, docs/science.md section 6); ``score`` also runs
+``gridsweep.evaluation.score_run``, which writes the run's ``analysis/`` directory.
+Units whose map is constant (dead ReLU units) have no SAC and a NaN score; they count
+as not above any threshold and as 0 in the median, as in the measurements of
+docs/quick-preset.md.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
+from gridsweep.analysis import autocorrelogram, grid_scores, plot_top_units
 from gridsweep.config import RunConfig, load_config
 from gridsweep.training import Ensemble, load_run, train_ensemble
 
@@ -106,68 +107,20 @@ def build_configs(name: str, extra: list[str]) -> tuple[list[str], list[RunConfi
 
 
 # ----------------------------------------------------------------------------------------
-# grid scores (SCIENCE.md section 6, deepmind variants)
+# grid scores (docs/science.md section 6, deepmind variants, from gridsweep.analysis)
 # ----------------------------------------------------------------------------------------
-def _xcorr(a: np.ndarray, b: np.ndarray, N: int) -> np.ndarray:
-    """C[d] = sum_x a[x + d] b[x] for all lags, (U, n, n) x2 -> (U, N, N), lag 0 at the centre."""
-    fa = np.fft.rfft2(a, s=(N, N))
-    fb = np.fft.rfft2(b, s=(N, N))
-    c = np.fft.irfft2(fa * np.conj(fb), s=(N, N))
-    return np.fft.fftshift(c, axes=(-2, -1))
+VARIANTS = ("deepmind_minmax", "deepmind_mean")
 
 
-def autocorrelograms(maps: np.ndarray) -> np.ndarray:
-    """NaN-aware Pearson spatial autocorrelograms, (U, n, n) -> (U, 2n-1, 2n-1)."""
-    maps = np.asarray(maps, dtype=np.float64)
-    n = maps.shape[-1]
-    N = 2 * n - 1
-    m = np.isfinite(maps).astype(np.float64)
-    x = np.where(m > 0, maps, 0.0)
-    cnt = np.rint(_xcorr(m, m, N))
-    sab = _xcorr(x, x, N)
-    sa = _xcorr(x, m, N)
-    sb = _xcorr(m, x, N)
-    saa = _xcorr(x * x, m, N)
-    sbb = _xcorr(m, x * x, N)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cn = np.where(cnt > 0, cnt, np.nan)
-        cov = sab / cn - sa * sb / cn**2
-        va = saa / cn - (sa / cn) ** 2
-        vb = sbb / cn - (sb / cn) ** 2
-        r = cov / np.sqrt(va * vb)
-    scale = np.nanmax(np.abs(x), axis=(1, 2), keepdims=True) ** 2 + 1e-30
-    bad = ~np.isfinite(r) | (va <= 1e-12 * scale) | (vb <= 1e-12 * scale)
-    return np.where(bad, 0.0, r)
-
-
-def grid_scores(maps: np.ndarray, chunk: int = 256) -> dict[str, np.ndarray]:
-    """deepmind_minmax and deepmind_mean 60-degree scores of every map, (U, n, n) -> (U,)."""
-    n = maps.shape[-1]
-    ii, jj = np.mgrid[-(n - 1):n, -(n - 1):n]
-    r = np.sqrt(ii**2 + jj**2)
-    rings = np.stack([(r > 0.2 * n) & (r <= o * n) for o in np.linspace(0.4, 1.0, 10)]).astype(np.float64)
-    angles = (30, 60, 90, 120, 150)
-    out_mm, out_mean = [], []
-    for s in range(0, maps.shape[0], chunk):
-        sac = autocorrelograms(maps[s:s + chunk])  # (U, N, N)
-        rot = {a: ndimage.rotate(sac, a, axes=(1, 2), reshape=False, order=3) for a in angles}
-        area = rings.sum((1, 2))  # (R,)
-        mu = np.einsum("unm,rnm->ur", sac, rings) / area  # (U, R)
-        cen = (sac[:, None] - mu[..., None, None]) * rings[None]  # (U, R, N, N)
-        var = (cen**2).sum((2, 3)) / area + 1e-5
-        c = {}
-        for a in angles:
-            rc = (rot[a][:, None] - mu[..., None, None]) * rings[None]
-            c[a] = (cen * rc).sum((2, 3)) / area / var  # (U, R)
-        mm = np.minimum(c[60], c[120]) - np.maximum(np.maximum(c[30], c[90]), c[150])
-        mean = (c[60] + c[120]) / 2 - (c[30] + c[90] + c[150]) / 3
-        out_mm.append(mm.max(1))
-        out_mean.append(mean.max(1))
-    return {"deepmind_minmax": np.concatenate(out_mm), "deepmind_mean": np.concatenate(out_mean)}
+def unit_scores(maps: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """60-degree scores of every map per deepmind variant, (U, n, n) -> {variant: (U,)}, and the SACs."""
+    sacs = autocorrelogram(maps)
+    return {v: grid_scores(sacs=sacs, variant=v)["score60"] for v in VARIANTS}, sacs
 
 
 def summarise(scores: np.ndarray, maps: np.ndarray) -> dict[str, float]:
     dead = int(np.all(np.nan_to_num(maps) == 0, axis=(1, 2)).sum())
+    scores = np.nan_to_num(scores, nan=0.0)  # constant maps: no SAC, scored 0 (see module docstring)
     return {"max_score": float(np.max(scores)), "frac_above_0.3": float((scores > 0.3).mean()),
             "frac_above_0.8": float((scores > 0.8).mean()), "n_above_0.8": int((scores > 0.8).sum()),
             "median_score": float(np.median(scores)), "n_dead": dead}
@@ -181,34 +134,16 @@ def measure(ens: Ensemble, n_samples: int, bins: int = 20) -> list[dict]:
     rms = collect_ratemaps(ens, n_samples=n_samples, bins=bins)
     rows = []
     for e, rm in enumerate(rms):
-        sc = grid_scores(rm.maps)["deepmind_minmax"]
+        sc = unit_scores(rm.maps)[0]["deepmind_minmax"]
         rows.append({"decoding_error_cm": float(err[e]), **summarise(sc, rm.maps)})
     return rows
 
 
-def plot_top(maps: np.ndarray, scores: np.ndarray, path: Path, title: str, n: int = 16) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    order = np.argsort(-scores)[:n]
-    sacs = autocorrelograms(maps[order])
-    cols = 8
-    rows = 2 * int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.7))
-    for k, u in enumerate(order):
-        r0, c0 = 2 * (k // cols), k % cols
-        axes[r0, c0].imshow(maps[u], origin="lower", cmap="jet")
-        axes[r0, c0].set_title(f"u{u} {scores[u]:.2f}", fontsize=7)
-        axes[r0 + 1, c0].imshow(sacs[k], origin="lower", cmap="jet", vmin=-1, vmax=1)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+def plot_top(rm, sacs: np.ndarray, scores: np.ndarray, path: Path, title: str, n: int = 16) -> None:
+    """The ``n`` best units of a RateMaps ``rm`` (map and SAC), saved to ``path``."""
+    fig, _ = plot_top_units(rm, sacs, scores, n=n, cols=8, variant="deepmind_minmax")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------
@@ -283,30 +218,27 @@ def cmd_score(a: argparse.Namespace) -> None:
         from gridsweep.evaluation import collect_ratemaps
 
         rm = collect_ratemaps(ens, n_samples=a.samples, bins=20)[0]
-        sc = grid_scores(rm.maps)
+        sc, sacs = unit_scores(rm.maps)
         s = summarise(sc["deepmind_minmax"], rm.maps)
         err = float(ens.evaluate()[0])
         res = {"run": str(run), "step": ens.step, "decoding_error_cm": err, "samples": a.samples, **s,
-               "max_score_deepmind_mean": float(sc["deepmind_mean"].max())}
+               "max_score_deepmind_mean": float(np.nanmax(np.nan_to_num(sc["deepmind_mean"], nan=0.0)))}
         # the same network at step 0 (same seed, same init)
         ens0 = Ensemble(ens.cfgs)
         rm0 = collect_ratemaps(ens0, n_samples=a.samples, bins=20)[0]
-        s0 = summarise(grid_scores(rm0.maps)["deepmind_minmax"], rm0.maps)
+        sc0, sacs0 = unit_scores(rm0.maps)
+        s0 = summarise(sc0["deepmind_minmax"], rm0.maps)
         res["untrained"] = {"decoding_error_cm": float(ens0.evaluate()[0]), **s0}
         (run / "analysis").mkdir(exist_ok=True)
-        plot_top(rm.maps, sc["deepmind_minmax"], run / "analysis" / "top_units_quick.png",
+        plot_top(rm, sacs, sc["deepmind_minmax"], run / "analysis" / "top_units_quick.png",
                  f"{run.name} step {ens.step}: err {err:.1f} cm, top units (deepmind_minmax)")
-        plot_top(rm0.maps, grid_scores(rm0.maps)["deepmind_minmax"], run / "analysis" / "top_units_step0.png",
+        plot_top(rm0, sacs0, sc0["deepmind_minmax"], run / "analysis" / "top_units_step0.png",
                  f"{run.name} step 0 (untrained)")
         np.savez_compressed(run / "analysis" / "quick_maps.npz", maps=rm.maps.astype(np.float32),
                             scores=sc["deepmind_minmax"])
-        try:
-            from gridsweep.analysis import unit_table  # noqa: F401
-            from gridsweep.evaluation import score_run
+        from gridsweep.evaluation import score_run
 
-            res["score_run"] = score_run(run, n_samples=a.samples)
-        except ImportError as err_:
-            res["score_run"] = f"unavailable ({err_})"
+        res["score_run"] = score_run(run, n_samples=a.samples)
         print(json.dumps(res, indent=1, default=float), flush=True)
         (run / "analysis" / "quick_summary.json").write_text(json.dumps(res, indent=1, default=float))
 

@@ -117,3 +117,61 @@ def test_errors():
         grid_geometry(np.zeros((1, 5, 5)))
     with pytest.raises(DataError, match="kind"):
         grid_geometry(np.zeros((1, 5, 5)), 0.1, kind="map")
+
+
+# ------------------------------------------------------------------ NFL's period estimator
+def nfl_period_oracle(rate_map):
+    """Loop transcription of NFL scores.py:151-173 with skimage 0.19 peak_local_max defaults
+    (3 x 3 maximum, > image minimum, 1-pixel border excluded), written pixel by pixel."""
+    import scipy.signal
+
+    z = np.nan_to_num(rate_map)                                  # trainer.py:423
+    ac = scipy.signal.correlate2d(z, z, mode="full")             # scores.py:162
+    h, w = ac.shape
+    if np.all(ac == ac[0, 0]):
+        return np.nan, np.nan
+    offsets = []
+    for i in range(1, h - 1):
+        for j in range(1, w - 1):
+            if ac[i, j] > ac.min() and ac[i, j] >= ac[i - 1:i + 2, j - 1:j + 2].max():
+                offsets.append((i - h // 2, j - w // 2))           # scores.py:166
+    d = np.sort([np.hypot(*o) for o in offsets])[1:7]            # scores.py:167-169
+    return (np.mean(d), np.std(d)) if len(d) else (np.nan, np.nan)
+
+
+def test_nfl_period_equals_loop_transcription():
+    from gridsweep.analysis.geometry import nfl_period
+
+    rng = np.random.default_rng(3)
+    maps = np.stack([hexagonal(20, 0.5, 12, rectify=True), hexagonal(20, 0.7, 40),
+                     ndimage.gaussian_filter(rng.normal(size=(20, 20)), 1.5), np.full((20, 20), 0.3)])
+    maps[1, 3:5, 4:9] = np.nan
+    got = nfl_period(maps)
+    for u in range(len(maps)):
+        p, e = nfl_period_oracle(maps[u])
+        np.testing.assert_allclose([got["period_bins"][u], got["period_err_bins"][u]], [p, e], atol=1e-12)
+    assert np.isnan(got["period_bins"][3])                       # constant map: no peaks
+
+
+def test_nfl_period_reads_short_and_ours_stays_accurate():
+    from gridsweep.analysis.geometry import grid_period
+
+    n, b, true_bins = 44, BOX / 44, 26
+    maps = np.stack([hexagonal(n, true_bins * b, o, phase=(0.03 * k, -0.05 * k), rectify=True)
+                     for k, o in enumerate((0.0, 7.0, 15.0, 22.0, 30.0, 41.0))])
+    nfl = grid_period(maps, b, method="nfl") / b
+    ours = grid_period(maps, b, method="peaks") / b
+    assert np.all(nfl < true_bins - 1.5) and np.mean(nfl) < 24.5      # NFL's known short bias
+    np.testing.assert_allclose(ours, true_bins, atol=0.1)              # ours: sub-bin accurate
+    small = np.stack([hexagonal(n, 10 * b, o, rectify=True) for o in (0.0, 23.0)])
+    assert np.all(np.abs(grid_period(small, b, method="nfl") / b - 10) < 0.5)   # short periods: integer-bin exact-ish
+
+
+def test_grid_period_errors():
+    from gridsweep.analysis.geometry import grid_period
+    from gridsweep.errors import AnalysisError
+
+    with pytest.raises(AnalysisError, match="method must be one of"):
+        grid_period(np.zeros((1, 5, 5)), 0.1, method="fft")
+    with pytest.raises(DataError, match="bin_size"):
+        grid_period(np.zeros((1, 5, 5)), method="nfl")

@@ -138,7 +138,7 @@ def test_sac_reference_agrees_with_autocorrelogram():
 @pytest.mark.parametrize("variant, combine", [("deepmind_mean", "mean"), ("deepmind_minmax", "minmax")])
 def test_deepmind_variants_equal_direct_reference_20_bins(variant, combine):
     m = _reference_maps(20, 1)
-    g = grid_scores(m, variant)
+    g = grid_scores(m, variant, unvisited="drop")      # the reference SAC drops NaN bins
     assert g["variant"] == variant
     for u in range(len(m)):
         s60, s90 = reference_deepmind(m[u], combine)
@@ -150,7 +150,7 @@ def test_deepmind_variants_equal_direct_reference_20_bins(variant, combine):
 @pytest.mark.parametrize("variant, combine", [("deepmind_mean", "mean"), ("deepmind_minmax", "minmax")])
 def test_deepmind_variants_equal_direct_reference_44_bins(variant, combine):
     m = _reference_maps(44, 2)[[0, 1, 4]]
-    g = grid_scores(m, variant)
+    g = grid_scores(m, variant, unvisited="drop")
     for u in range(len(m)):
         s60, s90 = reference_deepmind(m[u], combine)
         assert g["score60"][u] == pytest.approx(s60, abs=1e-6)
@@ -284,3 +284,107 @@ def test_end_to_end_from_noisy_samples(n):
     geo = grid_geometry(rm)
     assert geo["spacing_m"][0] == pytest.approx(0.6, rel=0.05)
     assert abs((geo["orientation_deg"][0] - 20 + 30) % 60 - 30) < 3
+
+
+# ------------------------------------------------------------------ DeepMind's published scorer as the oracle
+# Independent transcription of google-deepmind/grid-cells scores.py (commit d1a2304), written
+# from the file: circle_mask (lines 30-42), GridScorer._get_ring_mask (82-85), grid_score_60 /
+# grid_score_90 (87-95), calculate_sac (97-141), rotated_sacs (143-147),
+# get_grid_scores_for_mask (149-163), get_scores (165-179). Rings as in their train.py:
+# starts 0.2, ends linspace(0.4, 1.0, 10).
+def deepmind_oracle_sac(rate_map):
+    z = np.nan_to_num(np.array(rate_map, dtype=float))   # :105-106; the ones masks (:108-111) are all 1
+    ones = np.ones_like(z)
+
+    def overlap_sum(b, x):                                 # filter2, :101-103
+        return scipy.signal.convolve2d(x, np.rot90(b, 2), mode="full")
+
+    cnt = overlap_sum(ones, ones)
+    s1, s2 = overlap_sum(z, ones), overlap_sum(ones, z)
+    q1, q2 = overlap_sum(z * z, ones), overlap_sum(ones, z * z)
+    cross = overlap_sum(z, z)
+    with np.errstate(all="ignore"):
+        sd1 = np.power(q1 / cnt - s1 ** 2 / cnt ** 2, 0.5)   # :127-134
+        sd2 = np.power(q2 / cnt - s2 ** 2 / cnt ** 2, 0.5)
+        r = (cross / cnt - s1 * s2 / cnt ** 2) / (sd1 * sd2)   # :135-138
+    return np.nan_to_num(np.real(r))                          # :139-140
+
+
+def deepmind_oracle_scores(rate_map, min_max):
+    nb = rate_map.shape[0]
+    sac = deepmind_oracle_sac(rate_map)
+    size = 2 * nb - 1
+    half = size // 2
+    grid = np.linspace(-half, half, size)                     # circle_mask coordinates, :32-38
+    dist = np.sqrt(grid[None, :] ** 2 + grid[:, None] ** 2)
+    rotated = [ndimage.rotate(sac, a, reshape=False) for a in ANGLES]
+    s60, s90 = [], []
+    for outer in np.linspace(0.4, 1.0, 10):
+        ring = ((dist <= outer * nb) & ~(dist <= 0.2 * nb)).astype(float)
+        area = ring.sum()
+        dc = (sac * ring).sum() / area
+        centred = (sac - dc) * ring
+        var = (centred ** 2).sum() / area + 1e-5
+        c = {a: (centred * (rot - dc) * ring).sum() / area / var for a, rot in zip(ANGLES, rotated)}
+        if min_max:
+            s60.append(min(c[60], c[120]) - max(c[30], c[90], c[150]))
+        else:
+            s60.append((c[60] + c[120]) / 2 - (c[30] + c[90] + c[150]) / 3)
+        s90.append(c[90] - (c[45] + c[135]) / 2)
+    return s60[int(np.argmax(s60))], s90[int(np.argmax(s90))]
+
+
+def _oracle_maps(n, seed):
+    """Maps that broke the FFT SAC (huge dynamic range) and maps with unvisited bins."""
+    rng = np.random.default_rng(seed)
+    c = np.arange(n) - (n - 1) / 2
+    x, y = np.meshgrid(c, c)
+    gauss = [np.exp(-((x - 2.3) ** 2 + (y + 1.1) ** 2) / (2 * s ** 2)) for s in (0.12 * n, 0.15 * n)]
+    heavy = np.exp(6.0 * rng.normal(size=(n, n)))             # values spanning ~10 orders of magnitude
+    holed = lattice(n, 0.6, 10, rectify=True) + 0.05 * rng.normal(size=(n, n))
+    holed[rng.random((n, n)) < 0.08] = np.nan
+    holed[: n // 6, : n // 4] = np.nan
+    noisy = smooth_noise(n, 1, 1.5, seed)[0]
+    noisy[rng.random((n, n)) < 0.2] = np.nan
+    return np.stack(gauss + [heavy, holed, noisy, lattice(n, 0.55, 0, kind="square")])
+
+
+@pytest.mark.parametrize("variant, min_max", [("deepmind_minmax", True), ("deepmind_mean", False)])
+def test_deepmind_variants_equal_published_scorer_on_hard_maps(variant, min_max):
+    m = _oracle_maps(20, 11)
+    g = grid_scores(m, variant)
+    for u in range(len(m)):
+        s60, s90 = deepmind_oracle_scores(m[u], min_max)
+        assert abs(g["score60"][u] - s60) < 1e-6, (u, g["score60"][u], s60)
+        assert abs(g["score90"][u] - s90) < 1e-6, (u, g["score90"][u], s90)
+
+
+def test_deepmind_sac_equals_published_sac_where_fft_round_off_dominated():
+    m = _oracle_maps(20, 12)[:3]                      # Gaussian fields without threshold, heavy tails
+    assert np.nanmax(m[0]) / np.nanmin(m[0]) > 1e6
+    sacs = autocorrelogram(m, unvisited="zero")
+    for u in range(len(m)):
+        np.testing.assert_allclose(sacs[u], deepmind_oracle_sac(m[u]), rtol=0, atol=1e-10)
+
+
+def test_unvisited_options_zero_is_default_for_deepmind_and_drop_is_kept():
+    m = _oracle_maps(20, 13)[[3, 4]]                  # maps with NaN bins
+    zero = grid_scores(m, "deepmind_minmax")
+    assert zero["score60"] == pytest.approx(grid_scores(np.nan_to_num(m), "deepmind_minmax")["score60"], abs=1e-12)
+    drop = grid_scores(m, "deepmind_minmax", unvisited="drop")
+    np.testing.assert_allclose(drop["score60"], grid_scores(variant="deepmind_minmax", sacs=autocorrelogram(m))["score60"],
+                               atol=1e-12)
+    assert np.abs(drop["score60"] - zero["score60"]).max() > 1e-3   # the two conventions differ on holed maps
+    sarg = grid_scores(m, "sargolini")                                # BNT drops unvisited bins
+    np.testing.assert_allclose(sarg["score60"], grid_scores(m, "sargolini", unvisited="drop")["score60"], atol=0)
+    with pytest.raises(AnalysisError, match="unvisited"):
+        grid_scores(m, "deepmind_minmax", unvisited="nan")
+
+
+@pytest.mark.slow
+def test_deepmind_minmax_equals_published_scorer_44_bins():
+    m = _oracle_maps(44, 14)
+    g = grid_scores(m, "deepmind_minmax")
+    for u in range(len(m)):
+        s60, s90 = deepmind_oracle_scores(m[u], True)
+        assert abs(g["score60"][u] - s60) < 1e-6 and abs(g["score90"][u] - s90) < 1e-6

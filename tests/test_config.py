@@ -1,6 +1,3 @@
-import subprocess
-import sys
-
 import pytest
 
 from gridsweep.config import RunConfig, apply_overrides, load_config, validate_config
@@ -11,9 +8,10 @@ PRESETS = ["sorscher_ideal", "nfl_ideal", "banino", "demo_small"]
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_presets_load_and_round_trip(name, tmp_path):
-    from gridsweep.cli import resolve_config_path
+    from gridsweep.presets import resolve_config_path
 
-    cfg = load_config(resolve_config_path(name))
+    cfg = load_config(name)  # a preset name works in Python as on the command line
+    assert cfg == load_config(resolve_config_path(name))
     path = tmp_path / "c.yaml"
     cfg.to_yaml(path)
     assert load_config(path) == cfg
@@ -21,10 +19,8 @@ def test_presets_load_and_round_trip(name, tmp_path):
 
 
 def test_preset_conventions():
-    from gridsweep.cli import resolve_config_path
-
-    s = load_config(resolve_config_path("sorscher_ideal"))
-    n = load_config(resolve_config_path("nfl_ideal"))
+    s = load_config("sorscher_ideal")
+    n = load_config("nfl_ideal")
     assert s.target.surround_variance_ratio == 2.0 and s.target.surround_width_ratio is None
     assert n.target.surround_width_ratio == 2.0 and n.target.surround_variance_ratio is None
     assert s.model.hidden_size == 4096 and n.model.hidden_size == 1024
@@ -72,8 +68,33 @@ def test_missing_file_and_bad_yaml(tmp_path):
     (["train", "sorscher_ideal", "--set", "target.kind=cartesian"], "n_cells"),
     (["train", "no_such_preset"], "neither a file nor a preset"),
 ])
-def test_cli_rejects_bad_configs_with_one_line(args, needle):
-    proc = subprocess.run([sys.executable, "-m", "gridsweep.cli", *args], capture_output=True, text=True)
-    assert proc.returncode == 2
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and needle in lines[0], proc.stderr
+def test_cli_rejects_bad_configs_with_one_line(args, needle, capsys):
+    from gridsweep.cli import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], err
+
+
+def test_retired_keys_of_old_configs_load_with_a_warning_and_do_not_change_the_hash(tmp_path):
+    # config.yaml files written before target.decoder and evaluation.n_batches_during_training
+    # were removed (they never changed a run) must still load, as the config they described.
+    d = RunConfig().to_dict()
+    assert "decoder" not in d["target"] and "n_batches_during_training" not in d["evaluation"]
+    d["target"]["decoder"] = "topk"
+    d["evaluation"]["n_batches_during_training"] = 1
+    old = tmp_path / "config.yaml"
+    import yaml
+
+    old.write_text(yaml.safe_dump(d))
+    with pytest.warns(DeprecationWarning) as record:
+        cfg = load_config(old)
+    messages = " ".join(str(w.message) for w in record)
+    assert "decoder is retired" in messages and "n_batches_during_training is retired" in messages
+    assert cfg == RunConfig() and cfg.hash() == RunConfig().hash()
+    with pytest.warns(DeprecationWarning, match="n_batches_during_training is retired"):
+        validate_config({"evaluation": {"n_batches_during_training": 4}})
+    # a key that was never a field is still an error
+    with pytest.raises(ConfigError, match="target.decoderr: unknown key"):
+        validate_config({"target": {"decoderr": "topk"}})

@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -70,11 +68,11 @@ def test_untrained_ratemaps_shape_and_seed(tiny_cfg):
     assert not np.allclose(np.nan_to_num(a.maps), np.nan_to_num(c.maps))
 
 
-def test_score_cli(tiny_cfg, tmp_path):
+def test_score_cli(tiny_cfg, tmp_path, capsys):
+    from gridsweep.cli import main
+
     train(tiny_cfg, tmp_path / "run", progress=False)
-    proc = subprocess.run([sys.executable, "-m", "gridsweep.cli", "score", str(tmp_path / "run"), "--samples", "2000"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "max_score60_deepmind_minmax" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "gridsweep.cli", "score", str(tmp_path)], capture_output=True, text=True)
-    assert bad.returncode == 2 and "not a run directory" in bad.stderr
+    assert main(["score", str(tmp_path / "run"), "--samples", "2000"]) == 0
+    assert "max_score60_deepmind_minmax" in capsys.readouterr().out
+    assert main(["score", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err

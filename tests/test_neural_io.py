@@ -226,7 +226,7 @@ def test_nayebi_pickle_and_npz_round_trip(tmp_path):
     d = {"arena1": {"ratA": {"resp": resp_a, "cell_ids": ["c1", "c2", "c3"]}, "ratB": {"resp": resp_b, "cell_ids": [7, 8]}}}
     pkl = tmp_path / "nayebi.pkl"
     pkl.write_bytes(pickle.dumps(d))
-    ds = load_nayebi(pkl)
+    ds = load_nayebi(pkl, allow_pickle=True)
     assert ds.shape == (4, 6) and ds.n_cells == 5
     np.testing.assert_array_equal(ds.maps[0], resp_a[:, :, 0].T)  # (nx, ny) -> (ny, nx)
     np.testing.assert_array_equal(ds.maps[4], resp_b[:, :, 1].T)
@@ -244,13 +244,13 @@ def test_nayebi_errors_name_what_is_wrong(tmp_path):
     p = tmp_path / "two.pkl"
     p.write_bytes(pickle.dumps(d))
     with pytest.raises(DataError, match="several arenas"):
-        load_nayebi(p)
+        load_nayebi(p, allow_pickle=True)
     with pytest.raises(DataError, match="not found; available"):
-        load_nayebi(p, arena="a3")
+        load_nayebi(p, arena="a3", allow_pickle=True)
     p2 = tmp_path / "noresp.pkl"
     p2.write_bytes(pickle.dumps({"a": {"r": {"maps": np.zeros((3, 3, 1))}}}))
     with pytest.raises(DataError, match="no 'resp'"):
-        load_nayebi(p2)
+        load_nayebi(p2, allow_pickle=True)
 
 
 def test_own_npz_round_trip(rec, tmp_path):

@@ -60,11 +60,20 @@ def _unit_files(trial_dir: Path, m: dict[str, Any], seed: int, n_units: int = 12
 
 def make_fake_sweep(root: Path, preset: str = "tiny",
                     metric_fn: Callable[[dict[str, Any], int], dict[str, Any]] = ideal_metrics,
-                    status_fn: Callable[[dict[str, Any]], str] | None = None) -> Path:
-    """A reproduction sweep directory for ``preset`` filled with stand-in results."""
+                    status_fn: Callable[[dict[str, Any]], str] | None = None, seeds: int | None = None,
+                    rules: dict[str, Any] | None = None) -> Path:
+    """A reproduction sweep directory for ``preset`` filled with stand-in results.
+
+    ``seeds`` overrides the preset's number of seeds (verdicts other than inconclusive
+    need ``min_networks`` = 4 networks per condition); ``rules`` updates its rule parameters.
+    """
     from gridsweep.sweeps import TrialStore
 
     p = load_preset(preset)
+    if seeds is not None:
+        p = p.model_copy(update={"seeds": seeds})
+    if rules:
+        p = p.model_copy(update={"rules": p.rules.model_copy(update=rules)})
     spec, memberships, base, text = build_spec(p)
     root.mkdir(parents=True, exist_ok=True)
     write_manifest(root, p, base, memberships, text)

@@ -42,7 +42,7 @@ def cheap_analysis():
 
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory, cheap_analysis):
-    d = make_fake_sweep(tmp_path_factory.mktemp("fake") / "sweep")
+    d = make_fake_sweep(tmp_path_factory.mktemp("fake") / "sweep", seeds=4, rules={"n_boot": 200})
     rep = build_report(d, predictivity=False)
     return d, rep
 
@@ -57,25 +57,42 @@ def test_report_has_one_section_per_claim_with_paper_numbers_measurements_and_ve
     text = rep.html.read_text()
     secs = _sections(text)
     assert list(secs) == [c.id for c in CLAIMS]
-    for c in CLAIMS:
+    from gridsweep.reproduce.claims import published_claims
+
+    for c in published_claims():
         s = secs[c.id]
-        assert 'class="paper"' in s and 'class="measured"' in s and 'class="verdict' in s
-        for n in c.numbers:  # every published number is printed with its label
-            assert f"<td>{html.escape(n.label)}</td>" in s
-            assert html.escape(str(n.value) if not isinstance(n.value, int) else f"{n.value:,}") in s
+        # ONE table per claim: quantity | paper (source) | this run [95% interval] | agrees?
+        assert s.count("<table class=\"comparison\">") == 1 and 'class="verdict' in s
+        assert "<th>quantity</th><th>paper (source)</th><th>this run [95% interval]</th>" in s
+        table = s.split('<table class="comparison">')[1].split("</table>")[0]
+        for row in re.findall(r"<tr data-key=.*?</tr>", table, re.S):
+            assert row.count("<td") == 4
+        for n in c.numbers:  # every published number is printed, with its source
+            assert html.escape(str(n.value) if not isinstance(n.value, int) else f"{n.value:,}") in table
+            assert html.escape(n.source) in table
         verdict = re.search(r'data-verdict="([^"]+)"', s).group(1)
         assert verdict == rep.verdicts[c.id]
         assert f"Verdict: {verdict}" in s
+        assert 'class="robust"' in s or 'class="fragile"' in s
     assert "Scale of this run" in text and "tiny" in text
     res = json.loads(rep.results_json.read_text())
     assert {k: v["verdict"] for k, v in res["claims"].items()} == rep.verdicts
-    assert res["claims"]["R2"]["paper"][-1]["value"] == 0.91
+    assert res["claims"]["R2"]["paper"][-1]["value"] in (0.91, "~0.91")
+    # a matched row: published number and this run's estimate under one label, and whether they agree
+    row = next(r for r in res["claims"]["R2"]["comparison"] if r["key"] == "p_grid:dos")
+    assert row["label"] == "P(grid | low error), DoS" and "0.91" in row["paper"] and "Wilson" in row["run"]
+    assert row["agrees"] in ("yes", "no")
+    assert 'id="glossary"' in text and "<dt" in text and "low error" in text
+    assert 'data-figure="summary"' in text.split('<section id="claim-')[0]  # summary figure at the top
 
 
 def test_stand_in_numbers_give_the_expected_verdicts(fake):
     _, rep = fake
     for cid in ("R1", "R2", "R3", "R4", "R6", "R7", "B1", "B2"):
         assert rep.verdicts[cid] == "reproduced", cid
+    res = json.loads(rep.results_json.read_text())
+    assert res["claims"]["R2"]["robustness"]["robust"] is False  # 4 networks per kind: one seed less is too few
+    assert "seed" in res["claims"]["R2"]["robustness"]["text"]
     assert rep.verdicts["R5"] == "inconclusive"  # tiny's sigma grid is 0.02 m apart
     assert rep.verdicts["P"] == "inconclusive"  # predictivity switched off
 
@@ -100,7 +117,7 @@ def test_verdicts_follow_the_stored_numbers(fake, tmp_path, cheap_analysis):
     shutil.copytree(d, copy, ignore=shutil.ignore_patterns("report"))
     n = set_metric(copy, lambda m: m["group"] == "targets" and m["condition"] == "dog_equinorm",
                    "max_score60_deepmind_minmax", 1.4)
-    assert n == 2
+    assert n == 4
     rep2 = build_report(copy, predictivity=False, figures=False)
     assert rep2.verdicts["R2"] == "not reproduced"  # equi-norm DoG now gives grids like DoS
     assert rep2.verdicts["R7"] == "not reproduced"
@@ -177,3 +194,61 @@ def test_criterion_figures_show_the_fraction_and_the_untrained_null():
     assert np.max(dos.get_xdata()) == pytest.approx(0.06)
     fig = F.fig_fractions(df, rules, null)
     assert any(c.get_label().startswith("untrained networks: P(>= 2% of units") for c in fig.axes[0].collections)
+
+
+def test_reproducibility_record_and_robustness_in_results_json(fake):
+    _, rep = fake
+    res = json.loads(rep.results_json.read_text())
+    rec = res["reproducibility"]
+    assert set(rec) >= {"commit", "versions", "cpu", "gpu", "torch_threads", "ensemble_sizes"}
+    assert set(rec["versions"]) == {"gridsweep", "torch", "numpy", "scipy"} and rec["commit"]
+    n_trials = len(json.loads((rep.out_dir.parent / "reproduce" / "manifest.json").read_text())["memberships"])
+    assert set(rec["ensemble_sizes"]) == {"1"} and 0 < rec["ensemble_sizes"]["1"] <= n_trials
+    for cid, c in res["claims"].items():
+        rob = c["robustness"]
+        assert isinstance(rob["robust"], bool) and rob["text"] and len(rob["checks"]) >= 4, cid
+    assert {r["seed"] for r in res["conditions"]} == {0, 1, 2, 3}
+    assert 'id="reproducibility"' in rep.html.read_text()
+
+
+def test_both_scoring_protocols_side_by_side(tmp_path, cheap_analysis):
+    """With nfl_ summary columns the grid-unit claims show a verdict per protocol."""
+    from test_reproduce_helpers import ideal_metrics
+
+    def both(mem, seed):
+        m = ideal_metrics(mem, seed)
+        # under NFL's protocol every kind has grid units: R2 is not reproduced there
+        return {**m, "nfl_max_score60_deepmind_minmax": 1.3, "nfl_frac_units_above_0.3": 0.5}
+
+    d = make_fake_sweep(tmp_path / "s", metric_fn=both, seeds=4, rules={"n_boot": 200})
+    rep = build_report(d, predictivity=False, figures=False)
+    res = json.loads(rep.results_json.read_text())
+    assert res["claims"]["R2"]["verdict"] == "reproduced"
+    assert res["claims"]["R2"]["protocols"]["nfl"]["verdict"] == "not reproduced"
+    assert "protocols" not in res["claims"]["R3"]  # R3 reads per-unit spacings: one protocol
+    sec = _sections(rep.html.read_text())["R2"]
+    assert 'data-protocol="deepmind"' in sec and 'data-protocol="nfl"' in sec
+    assert sec.count("untrained null") >= 2  # each protocol with its null
+
+
+def test_ratemap_figures_have_colour_bars_and_published_values(fake):
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from gridsweep.reproduce import figures as F
+    from gridsweep.reproduce.presets import RuleParams
+    from gridsweep.reproduce.verdicts import prepare_runs
+
+    d, _ = fake
+    df = pd.read_csv(d / "report" / "tables" / "runs.csv")
+    rules = RuleParams(n_boot=100)
+    df = prepare_runs(df, rules)
+    for fig in (F.fig_top_ratemaps(df, "targets"), F.fig_multifield(df, rules)):
+        assert any(hasattr(ax, "_colorbar") for ax in fig.axes)  # a colour bar next to the rate maps
+        plt.close(fig)
+    fig = F.fig_fractions(df, rules)
+    assert any(c.get_label().startswith("published") for c in fig.axes[0].collections)
+    plt.close(fig)
+    fig = F.fig_dog(df, rules)
+    assert any(c.get_label() == "published" for c in fig.axes[0].collections)
+    plt.close(fig)

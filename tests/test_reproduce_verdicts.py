@@ -80,7 +80,7 @@ def test_r2_reproduced_not_reproduced_and_too_few_low_error_runs():
     res = decide("R2", *targets(polar_score=1.3))
     assert res.verdict == NOT_REPRODUCED and "polar" in res.reason
     res = decide("R2", *targets(dos_err=40.0))
-    assert res.verdict == INCONCLUSIVE and "DoS" in res.reason and "min_runs" in res.reason
+    assert res.verdict == INCONCLUSIVE and "fewer than 3 DoS networks path-integrate" in res.reason
     # a kind that does not path-integrate is left out and named; the others still decide
     fr = targets()
     fr[2] = runs("targets", "polar_highdim", 4, err=40.0, score=1.3)
@@ -100,12 +100,12 @@ def test_failed_and_pending_runs_are_left_out_and_diverged_count_as_not_path_int
     assert decide("R2", *targets(), extra).verdict == REPRODUCED
     div = runs("targets", "cartesian", 4, status="diverged", err=np.nan)
     r = decide("R1", *targets(), div)
-    pl = next(m for m in r.measured if m.label.startswith("P(decoding error"))
+    pl = next(m for m in r.measured if m.key == "p_low")
     assert pl.estimate.value == pytest.approx(20 / 24)
 
 
 # ---------------------------------------------------------------------------- R3
-def sigma_runs(slope=6.0, n=3):
+def sigma_runs(slope=6.0, n=4):
     return [runs("sigma", "dos", n, sigma=s, score=1.2, spacing=slope * s) for s in (0.08, 0.12, 0.16, 0.20)]
 
 
@@ -121,7 +121,7 @@ def test_r3():
     res = decide("R3", *sigma_runs(), modules=modules(p=np.nan))
     assert res.verdict == INCONCLUSIVE and "no multimodality test" in res.reason
     res = decide("R3", *sigma_runs(), modules=modules(n_units=1))
-    assert res.verdict == INCONCLUSIVE and "min_units" in res.reason
+    assert res.verdict == INCONCLUSIVE and "at least 5 units" in res.reason
 
 
 # ---------------------------------------------------------------------------- R4
@@ -170,8 +170,8 @@ def test_r5():
 
 # ---------------------------------------------------------------------------- R6, B2
 def mf(het_score=0.1, het_err=6.0, single_score=1.2, hom_score=1.2):
-    return [runs("multifield", "homogeneous", score=hom_score), runs("multifield", "heterogeneous", score=het_score,
-                                                                       err=het_err),
+    return [runs("multifield", "homogeneous", score=hom_score, err=lambda s: 5.0 + 0.3 * s),
+            runs("multifield", "heterogeneous", score=het_score, err=lambda s: het_err + 0.3 * s),
             runs("multifield", "multifield_single_scale", score=single_score)]
 
 
@@ -274,3 +274,96 @@ def test_r2_is_inconclusive_when_untrained_networks_meet_the_criterion():
     assert any("untrained" in m.label for m in res.measured)
     quiet = null_like_dos.assign(max_score60_deepmind_minmax=0.3)
     assert decide("R2", *frames, untrained=quiet).verdict == REPRODUCED
+
+
+# ---------------------------------------------------------------------------- too few networks
+@pytest.mark.parametrize("cid, frames", [
+    ("R1", lambda n: targets(n=n)),
+    ("R2", lambda n: targets(n=n)),
+    ("R3", lambda n: sigma_runs(n=n)),
+    ("R5", lambda n: pct([0.3, 0.05, 0.3, 0.05, 0.3], [0.10, 0.11, 0.12, 0.13, 0.14], n=n)),
+    ("R6", lambda n: [f[f["seed"] < n] for f in mf()]),
+    ("R7", lambda n: [f[f["seed"] < n] for f in dog()]),
+    ("B1", lambda n: [f[f["seed"] < n] for f in dog()]),
+    ("B2", lambda n: [f[f["seed"] < n] for f in mf()]),
+])
+def test_a_decided_verdict_needs_min_networks_per_condition(cid, frames):
+    """With 4 networks per condition these tables decide; with 2 the verdict is 'inconclusive (too few networks)'."""
+    extra = {"modules": modules()} if cid == "R3" else {}
+    decided = decide(cid, *frames(4), **extra)
+    assert decided.verdict in (REPRODUCED, NOT_REPRODUCED), decided.reason
+    res = decide(cid, *frames(2), **extra)
+    assert res.verdict == INCONCLUSIVE and res.qualifier == "too few networks: n=2"
+    assert res.display == "inconclusive (too few networks: n=2)" and "at least 4" in res.reason
+
+
+def test_p_needs_min_networks_models():
+    res = decide("P", *targets(), predictivity=pred_table(n=3))
+    assert res.display == "inconclusive (too few networks: n=3)"
+
+
+def test_reasons_are_plain_words_with_the_deciding_numbers():
+    res = decide("R1", *targets())
+    assert res.reason.startswith("most path-integrate") and "20 of 20 networks path-integrate" in res.reason
+    assert "min_runs" not in res.reason
+    res = decide("R7", *dog())
+    assert "equi-norm DoG 0 of 4, 0.00 [0.00, 0.49] vs DoS 4 of 4, 1.00 [0.51, 1.00]" in res.reason
+
+
+# ---------------------------------------------------------------------------- fragility
+def test_fragility_robust_and_fragile_cases():
+    from gridsweep.reproduce.verdicts import fragility
+
+    # robust: 6 networks per kind, errors far from the 10 cm cut, DoS well above any grid cut
+    frames = targets(n=6)
+    df = pd.concat(frames, ignore_index=True)
+    base = evaluate_all(df, RULE, claims=["R2"])
+    assert base["R2"].verdict == REPRODUCED
+    rob = fragility(df, RULE, base)["R2"]
+    assert rob["robust"] and not rob["flips"] and rob["text"].startswith("robust")
+    assert len(rob["checks"]) == 6 + 4  # six seeds left out one at a time, two cuts moved both ways
+    # fragile (a): DoS errors at 9.5 cm: the 9 cm error cut leaves DoS without low-error networks
+    df = pd.concat(targets(n=6, dos_err=9.5), ignore_index=True)
+    rob = fragility(df, RULE, evaluate_all(df, RULE, claims=["R2"]))["R2"]
+    assert not rob["robust"] and rob["flips"] == [{"change": "error cut 9 cm", "verdict": INCONCLUSIVE}]
+    assert "becomes inconclusive with error cut 9 cm" in rob["text"]
+    # fragile (b): exactly min_networks per kind: leaving out any seed makes it too few
+    df = pd.concat(targets(n=4), ignore_index=True)
+    rob = fragility(df, RULE, evaluate_all(df, RULE, claims=["R2"]))["R2"]
+    assert {c["change"] for c in rob["flips"]} == {f"seed {s} left out" for s in range(4)}
+    assert rob["text"] == "fragile: becomes inconclusive when seed 0 or 1 or 2 or 3 is left out"
+    # fragile (c): DoS max scores at 0.85 pass the 0.8 cut but not 0.88
+    df = pd.concat(targets(n=6, dos_score=0.85), ignore_index=True)
+    rob = fragility(df, RULE, evaluate_all(df, RULE, claims=["R2"]))["R2"]
+    assert [c["change"] for c in rob["flips"]] == ["score cut 0.88"]
+
+
+def test_fraction_criterion_moves_the_fraction_cut():
+    from gridsweep.reproduce.verdicts import perturbations
+
+    names = [n for n, _ in perturbations(RuleParams(grid_min_fraction=0.02))]
+    assert names == ["error cut 9 cm", "error cut 11 cm", "fraction cut 1.8%", "fraction cut 2.2%"]
+    moved = dict(perturbations(RuleParams()))
+    assert moved["score cut 0.72"].grid_threshold == pytest.approx(0.72)
+
+
+# ---------------------------------------------------------------------------- scoring protocols
+def test_grid_claims_under_either_protocol():
+    from gridsweep.reproduce.verdicts import has_protocol
+
+    frames = targets()
+    df = pd.concat(frames, ignore_index=True)
+    assert not has_protocol(df, "nfl")
+    assert evaluate_all(df, RULE, "nfl", claims=["R2"])["R2"].verdict == INCONCLUSIVE  # no NFL columns: no grids
+    # under NFL's protocol every kind scores like DoS: the same runs, another verdict
+    df["nfl_max_score60_deepmind_minmax"] = 1.3
+    assert has_protocol(df, "nfl")
+    dm = evaluate_all(df, RULE, "deepmind", claims=["R2"])["R2"]
+    nfl = evaluate_all(df, RULE, "nfl", claims=["R2"])["R2"]
+    assert (dm.verdict, dm.protocol) == (REPRODUCED, "deepmind")
+    assert (nfl.verdict, nfl.protocol) == (NOT_REPRODUCED, "nfl")
+    # each protocol reads its own untrained null
+    null = runs("targets", "dos", 4, score=0.3).assign(nfl_max_score60_deepmind_minmax=1.3)
+    res = evaluate_all(df.assign(nfl_max_score60_deepmind_minmax=np.where(df["condition"] == "dos", 1.3, 0.1)),
+                       RULE, "nfl", claims=["R2"], untrained=null)["R2"]
+    assert res.verdict == INCONCLUSIVE and "untrained" in res.reason

@@ -201,11 +201,12 @@ seeds: [0, 1]
 
 @pytest.mark.parametrize("body, needle, words", [
     ("method: grid\nparameters:\n  mystery_flag: {values: [1, 2]}\n", "mystery_flag", "parameter_map"),
-    ("method: random\nparameters:\n  learning_rate: {values: [1e-3]}\n", "method:", "run_cap"),
+    ("method: random\nparameters:\n  learning_rate: {distribution: log_uniform_values, min: 0, max: 1}\n",
+     "learning_rate", "min > 0"),
     ("method: grid\nparameters:\n  learning_rate: {distribution: uniform, min: 0.1, max: 0.2}\n",
      "learning_rate", "needs 'values'"),
     ("method: bayes\nparameters:\n  learning_rate: {values: [1e-3]}\n", "method:", "bayes"),
-    ("method: grid\nparameters:\n  rnn_type: {values: [RNN, SRNN]}\n", "SRNN", "cell"),
+    ("method: grid\nparameters:\n  rnn_type: {values: [RNN, BaninoRNN]}\n", "BaninoRNN", "gridsweep runs"),
 ])
 def test_wandb_errors_name_the_line(tmp_path, body, needle, words):
     p = write(tmp_path, TINY_BASE + body)

@@ -146,19 +146,19 @@ def test_nearest_field_rule():
     het = HeterogeneityConfig(fields_lambda=0.0)
     t = build_target(TargetConfig(kind="gaussian", n_cells=4, heterogeneity=het), 0, BOX, dtype=torch.float64)
     x = positions(50)
-    d2, _, _ = t._nearest_field(x)
+    d2, _, _ = t._responding_field(x)
     direct = ((x[0][:, None, :] - t.cell_centres[0][None]) ** 2).sum(-1)
     assert torch.allclose(d2[0], direct)
 
 
 def test_nearest_field_of_multifield_cells_against_brute_force():
     """Distance and widths of the nearest real field (padding ignored), from an explicit difference tensor."""
-    het = HeterogeneityConfig(fields_lambda=3.0, sigma_range=(0.06, 0.18), max_fields=6)
+    het = HeterogeneityConfig(fields_lambda=3.0, sigma_range=(0.06, 0.18), max_fields=6, field_rule="nearest")
     t = build_target(TargetConfig(kind="dos", n_cells=32, surround_width_ratio=2.0, heterogeneity=het), [0, 1], BOX,
                      dtype=torch.float64)
     assert t.n_fields == 6 and not bool(t.field_mask.all())  # some padding to ignore
     x = positions(40).expand(2, -1, -1)
-    d2, se, si = t._nearest_field(x)
+    d2, se, si = t._responding_field(x)
     diff2 = ((x[:, :, None, None, :] - t.centres[:, None]) ** 2).sum(-1)  # (E, N, Np, F)
     diff2 = diff2.masked_fill(~t.field_mask[:, None], float("inf"))
     ref, idx = diff2.min(-1)

@@ -55,7 +55,7 @@ def test_resume_from_a_checkpoint_between_saves_redoes_the_lost_steps(tiny_cfg, 
     """Stopping at step 12 with checkpoints every 5 resumes from step 10, not 12."""
     full, _ = train(tiny_cfg, tmp_path / "full", progress=False)
     train(tiny_cfg, tmp_path / "part", progress=False, stop_after=12)
-    ck = torch.load(tmp_path / "part" / "checkpoints" / "last.pt", weights_only=False)
+    ck = torch.load(tmp_path / "part" / "checkpoints" / "last.pt", weights_only=True)
     assert ck["step"] == 10
     resumed, _ = train(tiny_cfg, tmp_path / "part", progress=False)
     assert all(torch.equal(a, b) for a, b in zip(params(full).values(), params(resumed).values()))
@@ -90,7 +90,7 @@ def test_divergence_is_detected_and_reported(tiny_cfg, tmp_path):
 
 
 def test_l2_penalty_hits_only_the_recurrent_matrix():
-    for cell in CELLS:
+    for cell in (c for c, spec in CELLS.items() if "bare" in spec.families):  # srnn exists in family nfl only
         m = build_model(ModelConfig(cell=cell, hidden_size=8, bias=True, bottleneck=4), 6, 6, [0, 1])
         m.recurrent_penalty().sum().backward()
         for name, p in m.named_parameters():

@@ -77,7 +77,7 @@ def test_wall_turns_heading_parallel_and_slows():
 
 
 def test_published_model_slips_a_few_cm_and_contain_keeps_inside():
-    """SCIENCE.md 2: the published generator lets positions slip past the wall (1.151 m
+    """docs/science.md 2: the published generator lets positions slip past the wall (1.151 m
     reported at B = 20,000, T = 20). We document a bound of 0.1 m past the wall."""
     t = generate(gen(0), CFG, BOX, batch=20000, steps=20)
     m = float(t.positions.abs().max())

@@ -1,35 +1,59 @@
 """Recurrent path integrators with a leading ensemble axis.
 
-Structure (Sorscher et al., SCIENCE.md section 3): the initial hidden state is a linear
-map, without bias, of the target code at the start position; a recurrent core driven by
-the velocity input; an optional linear bottleneck (Banino et al. 2018) and dropout; a
-linear readout to the targets.
+Structure (Sorscher et al., docs/science.md section 3): the initial hidden state is a
+linear map of the target code at the start position; a recurrent core driven by the
+velocity input; a linear readout to the targets. ``family`` (``ModelConfig.family``)
+chooses whose architecture surrounds the cell:
+
+``bare`` (gridsweep's own)
+    h0 = code0 W_enc (no bias; c0 = code0 W_enc_c for the LSTM); the cell reads the
+    velocity directly; optional recurrent bias ``b`` (``bias``), linear bottleneck
+    (Banino et al. 2018) and readout dropout; readout W_dec (+ b_dec with ``bias``).
+    The scored units are the cell's outputs.
+``nfl`` (Schaeffer, Khona & Fiete 2022, mec_hpc_investigations/models/model.py at d9edec2)
+    RNN (model.py:101-122): Dense encoder, SimpleRNN and Dense decoder, all without
+    bias. LSTM (model.py:217-266), GRU and UGRNN (``ThreeLayerRNNBase``, model.py:427-462,
+    497-533): biased Dense encoder(s); a biased Dense layer ``M`` (W_M, b_M) on the
+    velocity whose output drives the cell; a biased Keras cell; a post-RNN
+    ``Dense(Ng, activation)`` (W_dense, b_dense) whose outputs are the units NFL scores
+    and reads out; a biased decoder. Keras initialisers; ``init`` sets only the
+    recurrent kernel. Keras dropout (``input_dropout``, ``recurrent_dropout``).
+    ``srnn`` is NFL's VanillaRNN (model.py:511-521; rnn_type SRNN or VanillaRNN,
+    utils.py:928-929): the ``rnn`` step (a Keras SimpleRNN without bias) inside that
+    three-layer layout (biased encoder, M, post-RNN dense and decoder); nfl only.
+``sorscher`` (Sorscher et al., grid-pattern-formation model.py:13-20)
+    ``torch.nn.RNN(relu or tanh, bias=False)`` between ``nn.Linear`` encoder and decoder
+    without bias, all with torch's default initialisation.
 
 Every parameter is stacked over ``E`` networks (shape ``(E, ...)``) and every operation
-is a batched matrix product (``torch.baddbmm`` / ``torch.bmm``), so E networks of the
-same shape step together as one computation while staying mathematically independent:
-network e's outputs and gradients depend on slice e alone. A single network is E = 1.
+is a batched matrix product, so E networks of the same shape step together as one
+computation while staying mathematically independent: network e's outputs and
+gradients depend on slice e alone. A single network is E = 1.
 
-Cells are registered in :data:`CELLS`; each knows its number of gate blocks and how to
-advance one step.
+:data:`CELLS` holds the one definition of every cell, one time step, read by autograd.
+:mod:`gridsweep.fastpath` holds a fused kernel for the built-in cells that gives the same
+numbers faster (checked against these steps in tests/test_models_parity.py and
+tests/test_ensemble_equivalence.py); a cell without one runs its step here.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 
+from gridsweep import fastpath
 from gridsweep.config import ModelConfig
 from gridsweep.errors import ConfigError
 from gridsweep.seeding import torch_generator
 
-__all__ = ["PathIntegrator", "build_model", "CELLS", "ACTIVATIONS", "CellSpec"]
+__all__ = ["PathIntegrator", "build_model", "CELLS", "ACTIVATIONS", "CellSpec", "Recurrent", "RecurrentMasks",
+           "keras_dropout_layout", "n_parameters", "FAMILIES"]
+
+FAMILIES = ("bare", "nfl", "sorscher")
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
@@ -39,42 +63,68 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 _BUILTIN_ACTIVATIONS = dict(ACTIVATIONS)
 
+_bmm = fastpath.bmm  # torch.bmm, through oneDNN for large float32 CPU products
 
+
+# --------------------------------------------------------------------------------------
+# cells: one time step each
+# --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class CellSpec:
-    """A recurrent cell: ``gates`` blocks of Ng pre-activations and a step function.
+class Recurrent:
+    """What a cell step reads besides its input projection and state.
 
-    ``step(xw, h, c, W_hh, b, act) -> (h, c)`` with xw (E, B, gates*Ng) the input
-    projection, h and c (E, B, Ng) (c is None for cells without a memory cell), W_hh
-    (E, Ng, gates*Ng), b (E, 1, gates*Ng) or None.
+    W_hh : (E, Ng, G*Ng)  recurrent matrix, G gate blocks side by side
+    b : (E, 1, G*Ng) or None  bias added with the input projection
+    b_hh : (E, 1, G*Ng) or None  recurrent-side bias (Keras GRU ``reset_after=True``:
+        the candidate's block is multiplied by the reset gate); None elsewhere
+    gate_offset : float  constant added to the UGRNN gate pre-activation (NFL: 1)
+    h_mask : (E, K, B, Ng) or None  recurrent dropout masks (Keras scaling 0 or
+        1/keep), K = 1 (one for all gates) or G (one per gate block)
     """
 
-    gates: int
-    has_memory: bool
-    step: Callable
+    W_hh: torch.Tensor
+    b: torch.Tensor | None = None
+    b_hh: torch.Tensor | None = None
+    gate_offset: float = 0.0
+    h_mask: torch.Tensor | None = None
 
 
-def _rnn_step(xw, h, c, W_hh, b, act):
-    pre = torch.baddbmm(xw, h, W_hh)
-    if b is not None:
-        pre = pre + b
-    return act(pre), None
+def _recurrent_product(h: torch.Tensor, p: Recurrent) -> torch.Tensor:
+    """``h @ W_hh`` (E, B, G*Ng), each gate block from h times its own dropout mask if any."""
+    if p.h_mask is None:
+        return torch.bmm(h, p.W_hh)
+    K = p.h_mask.shape[1]
+    blocks = p.W_hh.chunk(K, dim=-1)
+    return torch.cat([torch.bmm(h * p.h_mask[:, k], blocks[k]) for k in range(K)], dim=-1)
 
 
-def _lstm_step(xw, h, c, W_hh, b, act):
-    pre = torch.baddbmm(xw, h, W_hh)
-    if b is not None:
-        pre = pre + b
+def _plus(x: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    return x if b is None else x + b
+
+
+def _rnn_step(xw, h, c, p: Recurrent, act):
+    """h' = act(x W_ih + h W_hh + b)."""
+    return act(_plus(xw + _recurrent_product(h, p), p.b)), None
+
+
+def _lstm_step(xw, h, c, p: Recurrent, act):
+    """Gate blocks i, f, g, o (torch and Keras order): c' = s(f) c + s(i) act(g); h' = s(o) act(c')."""
+    pre = _plus(xw + _recurrent_product(h, p), p.b)
     i, f, g, o = pre.chunk(4, dim=-1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * act(g)
     return torch.sigmoid(o) * act(c), c
 
 
-def _gru_step(xw, h, c, W_hh, b, act):
-    hh = torch.bmm(h, W_hh)
-    if b is not None:
-        xw = xw + b
-    xr, xz, xn = xw.chunk(3, dim=-1)
+def _gru_step(xw, h, c, p: Recurrent, act):
+    """Gate blocks r, z, n (torch order; Keras's z, r, h are a block permutation of these).
+
+    r = s(x_r + h_r), z = s(x_z + h_z), n = act(x_n + r * h_n), h' = (1 - z) n + z h, with
+    x = x W_ih + b and h_. = h W_hh + b_hh (reset applied after the product: torch, and
+    Keras ``reset_after=True``).
+    """
+    x = _plus(xw, p.b)
+    hh = _plus(_recurrent_product(h, p), p.b_hh)
+    xr, xz, xn = x.chunk(3, dim=-1)
     hr, hz, hn = hh.chunk(3, dim=-1)
     r = torch.sigmoid(xr + hr)
     z = torch.sigmoid(xz + hz)
@@ -82,343 +132,177 @@ def _gru_step(xw, h, c, W_hh, b, act):
     return (1 - z) * n + z * h, None
 
 
-def _ugrnn_step(xw, h, c, W_hh, b, act):
-    """Update-gate RNN (Collins, Sohl-Dickstein & Sussillo 2017)."""
-    pre = torch.baddbmm(xw, h, W_hh)
-    if b is not None:
-        pre = pre + b
+def _ugrnn_step(xw, h, c, p: Recurrent, act):
+    """Update-gate RNN (Collins, Sohl-Dickstein & Sussillo 2017), blocks gate, candidate.
+
+    u = s(pre_gate + gate_offset), h' = u h + (1 - u) act(pre_candidate).
+    """
+    pre = _plus(xw + _recurrent_product(h, p), p.b)
     g, cand = pre.chunk(2, dim=-1)
-    g = torch.sigmoid(g)
-    return g * h + (1 - g) * act(cand), None
+    u = torch.sigmoid(g + p.gate_offset) if p.gate_offset else torch.sigmoid(g)
+    return u * h + (1 - u) * act(cand), None
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """A recurrent cell: ``gates`` blocks of Ng pre-activations and a step function.
+
+    ``step(xw, h, c, p, act) -> (h, c)`` with xw (E, B, gates*Ng) the input projection,
+    h and c (E, B, Ng) (c is None for cells without a memory cell) and p a
+    :class:`Recurrent`. ``kernel``: the :data:`gridsweep.fastpath.FUSED` kernel that
+    computes ``step`` (None: the step runs under autograd). ``recurrent_bias``: False
+    when the original's recurrent layer never has a bias. ``families``: the model
+    families whose original has this cell.
+    """
+
+    gates: int
+    has_memory: bool
+    step: Callable
+    kernel: str | None = None
+    recurrent_bias: bool = True
+    families: tuple[str, ...] = FAMILIES
 
 
 #: cell name -> CellSpec. For gated cells ``activation`` replaces the candidate (and, for
-#: the LSTM, the cell-output) nonlinearity, as in Keras.
+#: the LSTM, the cell-output) nonlinearity, as in Keras; gates use the logistic sigmoid.
+#: ``srnn`` (NFL's VanillaRNN) is the ``rnn`` step; what differs is the layout around it
+#: (:class:`PathIntegrator`, family nfl): SimpleRNN(use_bias=False), model.py:514-521.
 CELLS: dict[str, CellSpec] = {
-    "rnn": CellSpec(1, False, _rnn_step),
-    "lstm": CellSpec(4, True, _lstm_step),
-    "gru": CellSpec(3, False, _gru_step),
-    "ugrnn": CellSpec(2, False, _ugrnn_step),
+    "rnn": CellSpec(1, False, _rnn_step, kernel="rnn"),
+    "lstm": CellSpec(4, True, _lstm_step, kernel="lstm"),
+    "gru": CellSpec(3, False, _gru_step, kernel="gru"),
+    "ugrnn": CellSpec(2, False, _ugrnn_step, kernel="ugrnn"),
+    "srnn": CellSpec(1, False, _rnn_step, kernel="rnn", recurrent_bias=False, families=("nfl",)),
 }
+_BUILTIN_CELLS = dict(CELLS)
 
 
 # --------------------------------------------------------------------------------------
-# large float32 products on the CPU through oneDNN
+# Keras dropout inside the recurrent layer (family nfl)
 # --------------------------------------------------------------------------------------
-#: Route large float32 CPU products by a weight matrix (``h @ W_hh``, ``dS @ W_hh^T``, the
-#: readout and encoder) through oneDNN (``torch.ops.mkldnn``) instead of ``torch.bmm``
-#: (MKL). On CPUs where MKL does not use AVX-512 (AMD) these run 1.1-1.35x faster
-#: (docs/performance.md); weight gradients stay with MKL. Default from
-#: ``GRIDSWEEP_ONEDNN`` (``0`` turns it off); float64, GPUs and small products always use
-#: ``torch.bmm``.
-ONEDNN_MATMUL: bool = os.environ.get("GRIDSWEEP_ONEDNN", "1").strip() != "0"
-#: Smallest product (multiply-adds per network) sent to oneDNN; below it the per-network
-#: calls cost more than they save.
-ONEDNN_MIN_MACS = 1 << 27
-_onednn_works: bool | None = None
+@dataclass(frozen=True)
+class RecurrentMasks:
+    """Dropout masks of one forward pass, values 0 or 1/keep (Keras's scaling).
 
-
-def _onednn_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``x @ w.T`` for 2-D float32 CPU tensors through oneDNN."""
-    return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
-
-
-def _onednn_available() -> bool:
-    """True when this torch build has a working oneDNN linear (probed once)."""
-    global _onednn_works
-    if _onednn_works is None:
-        try:
-            g = torch.Generator().manual_seed(0)
-            x, w = torch.randn(8, 16, generator=g), torch.randn(4, 16, generator=g)
-            _onednn_works = bool(torch.backends.mkldnn.is_available()
-                                 and torch.allclose(_onednn_linear(x, w), x @ w.T, rtol=1e-4, atol=1e-5))
-        except (RuntimeError, AttributeError, NotImplementedError):
-            _onednn_works = False
-    return _onednn_works
-
-
-def _use_onednn(x: torch.Tensor, macs: int) -> bool:
-    return (ONEDNN_MATMUL and x.device.type == "cpu" and x.dtype == torch.float32 and macs >= ONEDNN_MIN_MACS
-            and _onednn_available())
-
-
-def _mm_nt(a: torch.Tensor, bt: torch.Tensor) -> torch.Tensor:
-    """``a @ bt^T`` per network through oneDNN: (E, M, K), (E, N, K) -> (E, M, N)."""
-    outs = [_onednn_linear(a[e].contiguous(), bt[e].contiguous()) for e in range(a.shape[0])]
-    return outs[0].unsqueeze(0) if len(outs) == 1 else torch.stack(outs)
-
-
-class _OneDNNBmm(torch.autograd.Function):
-    """``torch.bmm(x, W)`` with the products by W (forward, input gradient) through oneDNN.
-
-    The weight gradient x^T @ dout stays with ``torch.bmm``: oneDNN's linear is slower for
-    that shape (it would need both operands transposed; measured 0.6x).
+    inputs : (E, K, Tm, B, D) or None  on the recurrent layer's input (Keras ``dropout``);
+        K = 1 or G gate blocks, Tm = 1 (one mask per sequence) or T (one per step)
+    hidden : (E, K, B, Ng) or None  on h_{t-1} in the recurrent product (Keras
+        ``recurrent_dropout``), one mask per sequence
     """
 
-    @staticmethod
-    def forward(ctx, x, W):
-        ctx.save_for_backward(x, W)
-        return _mm_nt(x, W.transpose(1, 2))
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dout):
-        x, W = ctx.saved_tensors
-        dx = _mm_nt(dout, W) if ctx.needs_input_grad[0] else None
-        dW = torch.bmm(x.transpose(1, 2), dout) if ctx.needs_input_grad[1] else None
-        return dx, dW
+    inputs: torch.Tensor | None
+    hidden: torch.Tensor | None
 
 
-def _bmm(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """``torch.bmm(x, W)``, (E, M, K) @ (E, K, N), through oneDNN when that is faster."""
-    if _use_onednn(x, x.shape[1] * x.shape[2] * W.shape[2]):
-        return _OneDNNBmm.apply(x, W)
-    return torch.bmm(x, W)
+def keras_dropout_layout(cell: str, activation: str, recurrent_rate: float) -> tuple[int, bool, int]:
+    """How Keras (tf-keras, ``training=True``) lays out its RNN dropout masks.
 
+    Returns ``(K_in, per_step, K_rec)``: the number of input masks (one per gate block or
+    one shared), whether the input mask is redrawn at every time step, and the number of
+    recurrent masks.
 
-# --------------------------------------------------------------------------------------
-# fused recurrence: the whole sequence as one autograd node with hand-written BPTT
-# --------------------------------------------------------------------------------------
-# Autograd through the per-step loop (the unfused path of ``hidden_time_major``) computes the gradient of
-# W_hh as T separate (Ng x B) @ (B x G*Ng) products, each allocating and accumulating a
-# full (Ng, G*Ng) matrix. :class:`_Recurrence` instead runs backpropagation through time
-# by hand over time-major buffers (E, T, B, .), keeps the per-step pre-activations it
-# needs, and forms the weight gradient once, as (Ng x T*B) @ (T*B x G*Ng): the same
-# FLOPs in one large, efficient product. Its results equal the reference loop's to
-# rounding (tests/test_ensemble_equivalence.py checks both values and gradients).
-
-def _act_inplace(name: str, x: torch.Tensor) -> torch.Tensor:
-    if name == "relu":
-        return x.relu_()
-    if name == "tanh":
-        return x.tanh_()
-    if name == "sigmoid":
-        return x.sigmoid_()
-    return x  # linear
-
-
-def _act_grad(name: str, g: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``g * act'(pre)`` from the activation's output ``y = act(pre)`` (as torch's own backward)."""
-    if name == "relu":
-        return torch.ops.aten.threshold_backward(g, y, 0)
-    if name == "tanh":
-        return g * (1 - y * y)
-    if name == "sigmoid":
-        return g * ((1 - y) * y)
-    return g  # linear
-
-
-def _sig_grad(g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    return g * ((1 - s) * s)
-
-
-def _add_bias_(x: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    return x if b is None else x.add_(b)
-
-
-def _recur_mm(h, W, Wt, out, xw_t=None):
-    """``out = xw_t + h @ W`` (or ``h @ W``); ``Wt`` is W^T (contiguous) on the oneDNN path, else None."""
-    if Wt is None:
-        return torch.bmm(h, W, out=out) if xw_t is None else torch.baddbmm(xw_t, h, W, out=out)
-    prod = _mm_nt(h, Wt)
-    return out.copy_(prod) if xw_t is None else torch.add(xw_t, prod, out=out)
-
-
-# Each cell has a forward step and a backward step over time-major buffers:
-#   xw (E, T, B, G*Ng) input projection; H (E, T, B, Ng) outputs; S (E, T, B, G*Ng) saved
-#   pre-activations (for the GRU: h @ W_hh); C (E, T, B, Ng) memory cells (LSTM).
-# Backward steps write dS[:, t] = d(loss)/d S[:, t] (and dX[:, t] = d(loss)/d xw[:, t] for
-# the GRU, whose input and recurrent terms enter differently) and return the gradients
-# carried to h_{t-1} and c_{t-1}, excluding the W_hh^T product that the driver adds.
-
-def _rnn_fwd(t, act, xw, h, c, W, Wt, b, H, S, C):
-    out = _recur_mm(h, W, Wt, H[:, t], xw[:, t])
-    return _act_inplace(act, _add_bias_(out, b)), None
-
-
-def _rnn_bwd(t, act, g, gc, h_prev, c_prev, H, S, C, dS, dX):
-    dS[:, t] = _act_grad(act, g, H[:, t])
-    return None, None
-
-
-def _lstm_fwd(t, act, xw, h, c, W, Wt, b, H, S, C):
-    pre = _add_bias_(_recur_mm(h, W, Wt, S[:, t], xw[:, t]), b)
-    i, f, g, o = pre.chunk(4, dim=-1)
-    c = torch.add(torch.sigmoid(f) * c, torch.sigmoid(i) * ACTIVATIONS[act](g), out=C[:, t])
-    return torch.mul(torch.sigmoid(o), ACTIVATIONS[act](c), out=H[:, t]), c
-
-
-def _lstm_bwd(t, act, gh, gc, h_prev, c_prev, H, S, C, dS, dX):
-    i, f, g, o = S[:, t].chunk(4, dim=-1)
-    si, sf, so, ag = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), ACTIVATIONS[act](g)
-    ac = ACTIVATIONS[act](C[:, t])
-    dc = _act_grad(act, gh * so, ac)
-    if gc is not None:
-        dc = dc + gc
-    di, df, dg, do = dS[:, t].chunk(4, dim=-1)
-    di.copy_(_sig_grad(dc * ag, si))
-    df.copy_(_sig_grad(dc * c_prev, sf))
-    dg.copy_(_act_grad(act, dc * si, ag))
-    do.copy_(_sig_grad(gh * ac, so))
-    return None, dc * sf
-
-
-def _gru_fwd(t, act, xw, h, c, W, Wt, b, H, S, C):
-    hh = _recur_mm(h, W, Wt, S[:, t])
-    x = xw[:, t] if b is None else xw[:, t] + b
-    xr, xz, xn = x.chunk(3, dim=-1)
-    hr, hz, hn = hh.chunk(3, dim=-1)
-    r = torch.sigmoid(xr + hr)
-    z = torch.sigmoid(xz + hz)
-    n = ACTIVATIONS[act](xn + r * hn)
-    return torch.add((1 - z) * n, z * h, out=H[:, t]), None
-
-
-def _gru_bwd(t, act, g, gc, h_prev, c_prev, H, S, C, dS, dX, xw=None, b=None):
-    x = xw[:, t] if b is None else xw[:, t] + b
-    xr, xz, xn = x.chunk(3, dim=-1)
-    hr, hz, hn = S[:, t].chunk(3, dim=-1)
-    r = torch.sigmoid(xr + hr)
-    z = torch.sigmoid(xz + hz)
-    n = ACTIVATIONS[act](xn + r * hn)
-    dn = _act_grad(act, g * (1 - z), n)
-    dr = _sig_grad(dn * hn, r)
-    dz = _sig_grad(g * (h_prev - n), z)
-    xr_, xz_, xn_ = dX[:, t].chunk(3, dim=-1)
-    hr_, hz_, hn_ = dS[:, t].chunk(3, dim=-1)
-    xr_.copy_(dr), xz_.copy_(dz), xn_.copy_(dn)
-    hr_.copy_(dr), hz_.copy_(dz), torch.mul(dn, r, out=hn_)
-    return g * z, None
-
-
-def _ugrnn_fwd(t, act, xw, h, c, W, Wt, b, H, S, C):
-    pre = _add_bias_(_recur_mm(h, W, Wt, S[:, t], xw[:, t]), b)
-    gpre, cand = pre.chunk(2, dim=-1)
-    gs = torch.sigmoid(gpre)
-    return torch.add(gs * h, (1 - gs) * ACTIVATIONS[act](cand), out=H[:, t]), None
-
-
-def _ugrnn_bwd(t, act, g, gc, h_prev, c_prev, H, S, C, dS, dX):
-    gpre, cand = S[:, t].chunk(2, dim=-1)
-    gs, a = torch.sigmoid(gpre), ACTIVATIONS[act](cand)
-    dgate, dcand = dS[:, t].chunk(2, dim=-1)
-    dgate.copy_(_sig_grad(g * (h_prev - a), gs))
-    dcand.copy_(_act_grad(act, g * (1 - gs), a))
-    return g * gs, None
-
-
-#: cell -> (forward step, backward step, saves pre-activations, separate input gradient)
-_FUSED = {
-    "rnn": (_rnn_fwd, _rnn_bwd, False, False),
-    "lstm": (_lstm_fwd, _lstm_bwd, True, False),
-    "gru": (_gru_fwd, _gru_bwd, True, True),
-    "ugrnn": (_ugrnn_fwd, _ugrnn_bwd, True, False),
-}
-_FUSED_SPECS = {name: CELLS[name] for name in _FUSED}
-_FUSED_ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
-
-
-def _fused_supported(cell: str, activation: str) -> bool:
-    """True when the cell and activation are the built-in ones the fused kernel knows."""
-    return (cell in _FUSED and CELLS.get(cell) is _FUSED_SPECS[cell] and activation in _FUSED_ACTIVATIONS
-            and ACTIVATIONS.get(activation) is _BUILTIN_ACTIVATIONS[activation])
-
-
-def _recurrence_forward(cell, act, xw, h0, c0, W, b):
-    """Run the recurrence over time-major ``xw`` (E, T, B, G*Ng); returns H, S, C."""
-    fwd, _, saves, _ = _FUSED[cell]
-    E, T, B, _ = xw.shape
-    Ng = W.shape[1]
-    kw = dict(dtype=xw.dtype, device=xw.device)
-    H = torch.empty(E, T, B, Ng, **kw)
-    S = torch.empty(E, T, B, W.shape[2], **kw) if saves else None
-    C = torch.empty(E, T, B, Ng, **kw) if c0 is not None else None
-    Wt = W.transpose(1, 2).contiguous() if _use_onednn(W, B * Ng * W.shape[2]) else None
-    h, c = h0, c0
-    for t in range(T):
-        h, c = fwd(t, act, xw, h, c, W, Wt, b, H, S, C)
-    return H, S, C
-
-
-class _Recurrence(torch.autograd.Function):
-    """Time-major recurrence with hand-written backpropagation through time."""
-
-    @staticmethod
-    def forward(ctx, xw, h0, c0, W, b, cell, act):
-        H, S, C = _recurrence_forward(cell, act, xw, h0, c0, W, b)
-        ctx.cell, ctx.act = cell, act
-        ctx.save_for_backward(xw, h0, c0, W, b, H, S, C)
-        return H
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dH):
-        xw, h0, c0, W, b, H, S, C = ctx.saved_tensors
-        cell, act = ctx.cell, ctx.act
-        _, bwd, _, separate_x = _FUSED[cell]
-        E, T, B, GN = xw.shape
-        Ng = W.shape[1]
-        dS = torch.empty(E, T, B, GN, dtype=xw.dtype, device=xw.device)
-        dX = torch.empty_like(dS) if separate_x else dS
-        extra = dict(xw=xw, b=b) if cell == "gru" else {}
-        Wt = W.transpose(1, 2)
-        onednn = _use_onednn(W, B * GN * Ng)
-        dh = dc = None
-        for t in range(T - 1, -1, -1):
-            g = dH[:, t] if dh is None else dH[:, t] + dh
-            h_prev = H[:, t - 1] if t > 0 else h0
-            c_prev = (C[:, t - 1] if t > 0 else c0) if C is not None else None
-            direct, dc = bwd(t, act, g, dc, h_prev, c_prev, H, S, C, dS, dX, **extra)
-            if onednn:  # dS_t @ W^T
-                dh = _mm_nt(dS[:, t], W) if direct is None else direct.add_(_mm_nt(dS[:, t], W))
-            else:
-                dh = torch.bmm(dS[:, t], Wt) if direct is None else torch.baddbmm(direct, dS[:, t], Wt)
-        dW = None
-        if ctx.needs_input_grad[3]:  # one (Ng x T*B) @ (T*B x G*Ng) product (MKL is faster here than oneDNN)
-            dW = torch.bmm(h0.transpose(1, 2), dS[:, 0])
-            if T > 1:
-                dW.baddbmm_(H[:, :-1].reshape(E, (T - 1) * B, Ng).transpose(1, 2), dS[:, 1:].reshape(E, (T - 1) * B, GN))
-        db = dX.sum(dim=(1, 2)).unsqueeze(1) if (b is not None and ctx.needs_input_grad[4]) else None
-        return dX, dh, dc, dW, db, None, None
+    Notes
+    -----
+    tf-keras at dd0a7237b (the code of TF 2.8's Keras that NFL pinned):
+    SimpleRNNCell (layers/rnn/simple_rnn.py:194-208) uses one input and one recurrent
+    mask, cached for the whole sequence. LSTMCell and GRUCell switch to
+    ``implementation=1`` when ``recurrent_dropout > 0`` (lstm.py:178-183, gru.py:174-179)
+    and then draw one input and one recurrent mask per gate (lstm.py:284-322,
+    gru.py:242-272); with ``implementation=2`` one input mask serves all gates
+    (lstm.py:325-326, gru.py:309). When the layer could run cuDNN (activation tanh,
+    sigmoid gates, no recurrent dropout, biases: lstm.py:578-585, gru.py:604-611, which
+    NFL's LSTM and GRU satisfy with activation tanh, whether or not a GPU is present)
+    the input mask is drawn for the whole (B, T, D) sequence (lstm.py:649-654,
+    gru.py:822-825), so it differs at every step.
+    NFL's RNN and VanillaRNN (``rnn``, ``srnn``) are both SimpleRNN layers.
+    """
+    if cell in ("rnn", "srnn"):
+        return 1, False, 1
+    gates = CELLS[cell].gates
+    if recurrent_rate > 0:
+        return gates, False, gates
+    return 1, activation == "tanh", 1
 
 
 # --------------------------------------------------------------------------------------
 # initialisation
 # --------------------------------------------------------------------------------------
-def _init_matrix(kind: str, fan_in: int, fan_out: int, gen: torch.Generator, dtype, blocks: int = 1) -> torch.Tensor:
-    """One (fan_in, fan_out) weight matrix; ``blocks`` square gate blocks for orthogonal."""
+def _uniform(rows: int, cols: int, bound: float, gen: torch.Generator, dtype) -> torch.Tensor:
+    return (2 * torch.rand(rows, cols, generator=gen, dtype=dtype) - 1) * bound
+
+
+def _qr_orthogonal(rows: int, cols: int, gen: torch.Generator) -> torch.Tensor:
+    """A (rows, cols) matrix with orthonormal rows or columns (Keras/torch algorithm, float64)."""
+    g = torch.randn(max(rows, cols), min(rows, cols), generator=gen, dtype=torch.float64)
+    q, r = torch.linalg.qr(g)
+    q = q * torch.sign(torch.diagonal(r))
+    return q if rows >= cols else q.T
+
+
+def _init_matrix(kind: str, fan_in: int, fan_out: int, gen: torch.Generator, dtype, blocks: int = 1,
+                 torch_fan_in: int | None = None) -> torch.Tensor:
+    """One (fan_in, fan_out) weight matrix of the bare family.
+
+    ``blocks`` square gate blocks for orthogonal; ``torch_fan_in`` the fan-in of torch's
+    default bound 1/sqrt(fan) when it is not ``fan_in`` (torch.nn.RNN/LSTM/GRU draw every
+    matrix from U(-1/sqrt(Ng), 1/sqrt(Ng))).
+    """
     if kind == "glorot_uniform":
-        a = math.sqrt(6.0 / (fan_in + fan_out))
-        return (2 * torch.rand(fan_in, fan_out, generator=gen, dtype=dtype) - 1) * a
+        return _uniform(fan_in, fan_out, math.sqrt(6.0 / (fan_in + fan_out)), gen, dtype)
     if kind == "glorot_normal":
         return torch.randn(fan_in, fan_out, generator=gen, dtype=dtype) * math.sqrt(2.0 / (fan_in + fan_out))
     if kind == "torch_default":
-        a = 1.0 / math.sqrt(fan_in)
-        return (2 * torch.rand(fan_in, fan_out, generator=gen, dtype=dtype) - 1) * a
+        return _uniform(fan_in, fan_out, 1.0 / math.sqrt(torch_fan_in or fan_in), gen, dtype)
     if kind == "orthogonal":
         cols = fan_out // blocks
-        out = []
-        for _ in range(blocks):
-            g = torch.randn(max(fan_in, cols), min(fan_in, cols), generator=gen, dtype=torch.float64)
-            q, r = torch.linalg.qr(g)
-            q = q * torch.sign(torch.diagonal(r))
-            out.append(q if fan_in >= cols else q.T)
-        return torch.cat(out, dim=1).to(dtype)
+        return torch.cat([_qr_orthogonal(fan_in, cols, gen) for _ in range(blocks)], dim=1).to(dtype)
     raise ConfigError(f"model.init={kind!r}: allowed {['glorot_uniform', 'glorot_normal', 'orthogonal', 'torch_default']}")
 
 
+#: Keras's truncated-normal correction: the std of a unit normal truncated at +-2.
+_KERAS_TRUNC_STD = 0.87962566103423978
+
+
+def _keras_init(kind: str, rows: int, cols: int, gen: torch.Generator, dtype) -> torch.Tensor:
+    """A (rows, cols) Keras kernel: ``glorot_uniform``, ``glorot_normal`` or ``orthogonal``.
+
+    Notes
+    -----
+    Keras (tf-keras initializers): GlorotUniform U(+-sqrt(6 / (rows + cols))); GlorotNormal
+    a normal truncated at two standard deviations with std sqrt(2 / (rows + cols)) / 0.8796;
+    Orthogonal a QR of a (max, min) normal matrix over the WHOLE kernel (for a recurrent
+    kernel (Ng, G*Ng): orthonormal rows across all gate blocks), sign-corrected, gain 1.
+    """
+    if kind == "glorot_uniform":
+        return _uniform(rows, cols, math.sqrt(6.0 / (rows + cols)), gen, dtype)
+    if kind == "glorot_normal":
+        std = math.sqrt(2.0 / (rows + cols)) / _KERAS_TRUNC_STD
+        out = torch.empty(rows, cols, dtype=torch.float64)
+        return nn.init.trunc_normal_(out, 0.0, std, -2 * std, 2 * std, generator=gen).to(dtype)
+    if kind == "orthogonal":
+        return _qr_orthogonal(rows, cols, gen).to(dtype)
+    raise ConfigError(f"model.init={kind!r} with model.family='nfl': allowed glorot_uniform, glorot_normal, orthogonal")
+
+
+# --------------------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------------------
 class PathIntegrator(nn.Module):
     """E recurrent path integrators of one shape, stepping together.
 
-    Parameters (all stacked over E)
-    -------------------------------
-    W_enc : (E, Np, Ng)  initial hidden state from the start code, no bias
-    W_enc_c : (E, Np, Ng)  initial memory cell (LSTM only)
-    W_ih : (E, 2, gates*Ng)  velocity input
-    W_hh : (E, Ng, gates*Ng)  the recurrent matrix (the one the L2 penalty hits)
-    b : (E, 1, gates*Ng)  recurrent bias (``bias=True``)
-    W_bot : (E, Ng, Nb)  linear bottleneck (``bottleneck=Nb``)
-    W_dec : (E, Ng or Nb, Nout)  readout;  b_dec : (E, 1, Nout) (``bias=True``)
+    Parameters (all stacked over E; None where the family/cell has none)
+    ------------------------------------------------------------------
+    W_enc : (E, Np, Ng), b_enc : (E, 1, Ng)  initial hidden state from the start code
+    W_enc_c : (E, Np, Ng), b_enc_c : (E, 1, Ng)  initial memory cell (LSTM only)
+    W_M : (E, 2, Ng), b_M : (E, 1, Ng)  NFL's Dense ``M`` on the velocity (nfl three-layer cells:
+        lstm, gru, ugrnn, srnn)
+    W_ih : (E, 2 or Ng, G*Ng)  input kernel (its input is the velocity, or M's output)
+    W_hh : (E, Ng, G*Ng)  the recurrent matrix
+    b : (E, 1, G*Ng)  recurrent-layer bias (bare with ``bias=True``; nfl gated cells; never srnn)
+    b_hh : (E, 1, 3*Ng)  Keras GRU recurrent bias (nfl GRU)
+    W_bot : (E, Ng, Nb)  linear bottleneck (bare, ``bottleneck=Nb``)
+    W_dense : (E, Ng, Ng), b_dense : (E, 1, Ng)  NFL's post-RNN Dense(Ng, activation)
+    W_dec : (E, Ng or Nb, Nout);  b_dec : (E, 1, Nout)  readout
 
     Parameters
     ----------
@@ -429,116 +313,243 @@ class PathIntegrator(nn.Module):
     n_outputs : int
         Readout size (Np plus any head-direction cells).
     dropout : Tensor, (E,)
-        Per-network dropout rate on the readout input.
+        Per-network dropout rate on the readout input (bare family).
+    family : {"bare", "nfl", "sorscher"}
+    input_dropout, recurrent_dropout : float
+        Keras dropout rates inside the recurrent layer (nfl family), shared by the E networks.
     """
 
-    #: Run built-in cells through the fused recurrence (:class:`_Recurrence`); set False
+    #: Run built-in cells through :func:`gridsweep.fastpath.fused_recurrence`; set False
     #: (on the class or an instance) to run the per-step cell functions under autograd.
     use_fused_recurrence: bool = True
 
     def __init__(self, cell: str, activation: str, hidden_size: int, n_inputs_code: int, n_outputs: int,
                  E: int, bias: bool = False, bottleneck: int | None = None,
-                 dropout: torch.Tensor | None = None, dtype: torch.dtype = torch.float32):
+                 dropout: torch.Tensor | None = None, dtype: torch.dtype = torch.float32, *,
+                 family: str = "bare", input_dropout: float = 0.0, recurrent_dropout: float = 0.0):
         super().__init__()
         if cell not in CELLS:
             raise ConfigError(f"model.cell={cell!r}: allowed {sorted(CELLS)}")
         if activation not in ACTIVATIONS:
             raise ConfigError(f"model.activation={activation!r}: allowed {sorted(ACTIVATIONS)}")
-        self.cell, self.activation = cell, activation
+        if family not in FAMILIES:
+            raise ConfigError(f"model.family={family!r}: allowed {list(FAMILIES)}")
+        if family not in CELLS[cell].families:
+            raise ConfigError(f"model.cell={cell!r} with model.family={family!r}: allowed families "
+                              f"{list(CELLS[cell].families)}")
+        three_layer = family == "nfl" and cell != "rnn"  # NFL's LSTM / ThreeLayerRNNBase layout
+        if family == "nfl" and bool(bias) != three_layer:
+            raise ConfigError(f"model.family='nfl' with model.cell={cell!r} needs model.bias={three_layer}")
+        self.cell, self.activation, self.family = cell, activation, family
         self.spec = CELLS[cell]
         self.hidden_size, self.n_code, self.n_outputs, self.E = hidden_size, n_inputs_code, n_outputs, E
         self.use_bias, self.bottleneck = bias, bottleneck
+        self.input_dropout, self.recurrent_dropout = float(input_dropout), float(recurrent_dropout)
+        self.gate_offset = 1.0 if (family == "nfl" and cell == "ugrnn") else 0.0
         G, Ng = self.spec.gates, hidden_size
         z = lambda *s: nn.Parameter(torch.zeros(E, *s, dtype=dtype))  # noqa: E731
         self.W_enc = z(n_inputs_code, Ng)
+        self.b_enc = z(1, Ng) if three_layer else None
         self.W_enc_c = z(n_inputs_code, Ng) if self.spec.has_memory else None
-        self.W_ih = z(2, G * Ng)
+        self.b_enc_c = z(1, Ng) if three_layer and self.spec.has_memory else None
+        self.W_M = z(2, Ng) if three_layer else None
+        self.b_M = z(1, Ng) if three_layer else None
+        self.W_ih = z(Ng if three_layer else 2, G * Ng)
         self.W_hh = z(Ng, G * Ng)
-        self.b = z(1, G * Ng) if bias else None
+        self.b = z(1, G * Ng) if bias and self.spec.recurrent_bias else None
+        self.b_hh = z(1, G * Ng) if three_layer and cell == "gru" else None
         self.W_bot = z(Ng, bottleneck) if bottleneck else None
-        last = bottleneck or Ng
-        self.W_dec = z(last, n_outputs)
+        self.W_dense = z(Ng, Ng) if three_layer else None
+        self.b_dense = z(1, Ng) if three_layer else None
+        self.W_dec = z(bottleneck or Ng, n_outputs)
         self.b_dec = z(1, n_outputs) if bias else None
         self.register_buffer("dropout", torch.zeros(E, dtype=dtype) if dropout is None else dropout.to(dtype))
 
     # ----------------------------------------------------------------------------------
     def init_weights(self, seeds: Sequence[int], inits: Sequence[str]) -> "PathIntegrator":
         """Draw network e's weights from the ``"weights"`` stream of ``seeds[e]``."""
-        G, Ng = self.spec.gates, self.hidden_size
         with torch.no_grad():
             for e, (seed, kind) in enumerate(zip(seeds, inits)):
                 g = torch_generator(seed, "weights")
-                dt = self.W_hh.dtype
-                self.W_enc[e] = _init_matrix(kind, self.n_code, Ng, g, dt)
-                if self.W_enc_c is not None:
-                    self.W_enc_c[e] = _init_matrix(kind, self.n_code, Ng, g, dt)
-                self.W_ih[e] = _init_matrix(kind, 2, G * Ng, g, dt, blocks=G)
-                self.W_hh[e] = _init_matrix(kind, Ng, G * Ng, g, dt, blocks=G)
-                if self.b is not None:
-                    self.b[e].zero_()
-                    if self.cell == "lstm":  # forget-gate bias 1 (Jozefowicz et al. 2015)
-                        self.b[e, 0, Ng:2 * Ng] = 1.0
-                if self.W_bot is not None:
-                    self.W_bot[e] = _init_matrix(kind, Ng, self.bottleneck, g, dt)
-                self.W_dec[e] = _init_matrix(kind, self.W_dec.shape[1], self.n_outputs, g, dt)
-                if self.b_dec is not None:
-                    self.b_dec[e].zero_()
+                if self.family == "nfl":
+                    self._init_keras(e, kind, g)
+                else:
+                    self._init_bare(e, kind, g)
         return self
 
+    def _init_bare(self, e: int, kind: str, g: torch.Generator) -> None:
+        """Bare and sorscher families: every matrix from ``kind``; biases zero (LSTM forget bias 1).
+
+        ``torch_default`` is what torch does: nn.Linear U(+-1/sqrt(fan_in)) for encoder,
+        bottleneck and decoder; nn.RNN/LSTM/GRU U(+-1/sqrt(Ng)) for W_ih and W_hh.
+        """
+        G, Ng, dt = self.spec.gates, self.hidden_size, self.W_hh.dtype
+        self.W_enc[e] = _init_matrix(kind, self.n_code, Ng, g, dt)
+        if self.W_enc_c is not None:
+            self.W_enc_c[e] = _init_matrix(kind, self.n_code, Ng, g, dt)
+        self.W_ih[e] = _init_matrix(kind, 2, G * Ng, g, dt, blocks=G, torch_fan_in=Ng)
+        self.W_hh[e] = _init_matrix(kind, Ng, G * Ng, g, dt, blocks=G)
+        if self.b is not None:
+            self.b[e].zero_()
+            if self.cell == "lstm":  # forget-gate bias 1 (Jozefowicz et al. 2015)
+                self.b[e, 0, Ng:2 * Ng] = 1.0
+        if self.W_bot is not None:
+            self.W_bot[e] = _init_matrix(kind, Ng, self.bottleneck, g, dt)
+        self.W_dec[e] = _init_matrix(kind, self.W_dec.shape[1], self.n_outputs, g, dt)
+        if self.b_dec is not None:
+            self.b_dec[e].zero_()
+
+    def _init_keras(self, e: int, kind: str, g: torch.Generator) -> None:
+        """NFL family: Keras defaults (Dense and cell kernels glorot_uniform, biases zero,
+        LSTM unit_forget_bias) with the recurrent kernel from ``kind``.
+
+        NFL's UGRNN cell (model.py:73-82) draws its whole (2Ng, 2Ng) matrix, input rows
+        then recurrent rows, glorot_uniform, whatever NFL's ``initializer``.
+        """
+        G, Ng, dt = self.spec.gates, self.hidden_size, self.W_hh.dtype
+        gu = "glorot_uniform"
+        self.W_enc[e] = _keras_init(gu, self.n_code, Ng, g, dt)
+        if self.W_enc_c is not None:
+            self.W_enc_c[e] = _keras_init(gu, self.n_code, Ng, g, dt)
+        if self.W_M is not None:
+            self.W_M[e] = _keras_init(gu, 2, Ng, g, dt)
+        if self.cell == "ugrnn":
+            whole = _keras_init(gu, 2 * Ng, 2 * Ng, g, dt)
+            self.W_ih[e], self.W_hh[e] = whole[:Ng], whole[Ng:]
+        else:
+            self.W_ih[e] = _keras_init(gu, self.W_ih.shape[1], G * Ng, g, dt)
+            self.W_hh[e] = _keras_init(kind, Ng, G * Ng, g, dt)
+        for p in (self.b_enc, self.b_enc_c, self.b_M, self.b, self.b_hh, self.b_dense, self.b_dec):
+            if p is not None:
+                p[e].zero_()
+        if self.cell == "lstm":  # Keras unit_forget_bias=True
+            self.b[e, 0, Ng:2 * Ng] = 1.0
+        if self.W_dense is not None:
+            self.W_dense[e] = _keras_init(gu, Ng, Ng, g, dt)
+        self.W_dec[e] = _keras_init(gu, self.W_dec.shape[1], self.n_outputs, g, dt)
+
     def recurrent_weights(self) -> list[nn.Parameter]:
-        """The recurrent matrices, whatever the cell: the target of the L2 penalty."""
+        """The recurrent matrix W_hh, whatever the cell (for weight statistics)."""
+        return [self.W_hh]
+
+    def penalised_weights(self) -> list[nn.Parameter]:
+        """The tensors the original's L2 penalty hits.
+
+        bare and sorscher (Sorscher model.py:73): W_hh. nfl: ``self.RNN.weights[1]``
+        (NFL model.py:185, 291, 482): the recurrent kernel of SimpleRNN (RNN and
+        VanillaRNN, whose SimpleRNN weights are [kernel, recurrent_kernel] without bias,
+        model.py:113-120, 514-521), LSTM and GRU, but the bias of NFL's UGRNN cell, whose
+        weights are [weight, bias] (model.py:75-82).
+        """
+        if self.family == "nfl" and self.cell == "ugrnn":
+            return [self.b]
         return [self.W_hh]
 
     def recurrent_penalty(self) -> torch.Tensor:
-        """``sum(W_hh ** 2)`` per network, (E,)."""
-        return sum(w.pow(2).sum(dim=tuple(range(1, w.ndim))) for w in self.recurrent_weights())
+        """Sum of squares of :meth:`penalised_weights` per network, (E,)."""
+        return sum(w.pow(2).sum(dim=tuple(range(1, w.ndim))) for w in self.penalised_weights())
 
     # ----------------------------------------------------------------------------------
+    def sample_dropout_masks(self, gens: Sequence[torch.Generator], batch: int, steps: int) -> RecurrentMasks | None:
+        """Keras dropout masks for one training pass, network e's from ``gens[e]``.
+
+        Returns None when ``input_dropout`` and ``recurrent_dropout`` are both 0 (and
+        then draws nothing). Layout from :func:`keras_dropout_layout`.
+        """
+        rin, rrec = self.input_dropout, self.recurrent_dropout
+        if rin <= 0 and rrec <= 0:
+            return None
+        k_in, per_step, k_rec = keras_dropout_layout(self.cell, self.activation, rrec)
+        dt, dev = self.W_hh.dtype, self.W_hh.device
+        D, Ng = self.W_ih.shape[1], self.hidden_size
+
+        def draw(g, shape, rate):
+            keep = 1.0 - rate
+            return (torch.rand(shape, generator=g, device=dev, dtype=dt) < keep).to(dt) / keep
+
+        ins, recs = [], []
+        for g in gens:
+            if rin > 0:
+                ins.append(draw(g, (k_in, steps if per_step else 1, batch, D), rin))
+            if rrec > 0:
+                recs.append(draw(g, (k_rec, batch, Ng), rrec))
+        return RecurrentMasks(torch.stack(ins) if ins else None, torch.stack(recs) if recs else None)
+
     def initial_state(self, code0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """h0 (and c0) from the start code, (E, B, Np) -> (E, B, Ng)."""
-        h0 = _bmm(code0, self.W_enc)
-        c0 = _bmm(code0, self.W_enc_c) if self.W_enc_c is not None else None
+        h0 = _plus(_bmm(code0, self.W_enc), self.b_enc)
+        c0 = _plus(_bmm(code0, self.W_enc_c), self.b_enc_c) if self.W_enc_c is not None else None
         return h0, c0
 
-    def hidden(self, velocities: torch.Tensor, code0: torch.Tensor) -> torch.Tensor:
-        """Hidden states for every step.
+    def hidden(self, velocities: torch.Tensor, code0: torch.Tensor,
+               masks: RecurrentMasks | None = None) -> torch.Tensor:
+        """The scored units at every step.
 
         Parameters
         ----------
         velocities : Tensor, (E, B, T, 2)
         code0 : Tensor, (E, B, Np)  target code at the start position
+        masks : RecurrentMasks, optional  (training only)
 
         Returns
         -------
         Tensor, (E, B, T, Ng)
-            A transposed view of :meth:`hidden_time_major` (not contiguous).
+            The cell's outputs, or for NFL's three-layer models (lstm, gru, ugrnn, srnn)
+            the post-RNN dense layer's. A transposed view of :meth:`hidden_time_major`
+            (not contiguous).
         """
-        return self.hidden_time_major(velocities, code0).transpose(1, 2)
+        return self.hidden_time_major(velocities, code0, masks).transpose(1, 2)
 
-    def hidden_time_major(self, velocities: torch.Tensor, code0: torch.Tensor) -> torch.Tensor:
-        """Hidden states, time-major and contiguous: (E, B, T, 2), (E, B, Np) -> (E, T, B, Ng).
+    def _input_projection(self, x: torch.Tensor, in_mask: torch.Tensor | None) -> torch.Tensor:
+        """(E, T, B, D) -> (E, T, B, G*Ng); gate block k reads x times input mask k."""
+        E, T, B, D = x.shape
+        if in_mask is None:
+            return torch.bmm(x.reshape(E, T * B, D), self.W_ih).reshape(E, T, B, -1)
+        K = in_mask.shape[1]
+        blocks = self.W_ih.chunk(K, dim=-1)
+        return torch.cat([torch.bmm((x * in_mask[:, k]).reshape(E, T * B, D), blocks[k]).reshape(E, T, B, -1)
+                          for k in range(K)], dim=-1)
 
-        Built-in cells and activations run as one fused autograd node (hand-written
-        backpropagation through time, one weight-gradient product); anything else, or
-        ``use_fused_recurrence = False``, runs the per-step cell functions of :data:`CELLS`
-        under autograd. Both give the same numbers up to rounding.
+    def _fused_ok(self, rec: Recurrent) -> bool:
+        return (self.use_fused_recurrence and rec.h_mask is None and self.spec.kernel is not None
+                and CELLS.get(self.cell) is _BUILTIN_CELLS.get(self.cell)
+                and ACTIVATIONS.get(self.activation) is _BUILTIN_ACTIVATIONS.get(self.activation)
+                and fastpath.fused_supported(self.spec.kernel, self.activation, rec.b_hh, rec.gate_offset))
+
+    def hidden_time_major(self, velocities: torch.Tensor, code0: torch.Tensor,
+                          masks: RecurrentMasks | None = None) -> torch.Tensor:
+        """Scored units, time-major and contiguous: (E, B, T, 2), (E, B, Np) -> (E, T, B, Ng).
+
+        Built-in cells and activations without recurrent dropout run as one fused autograd
+        node (:mod:`gridsweep.fastpath`); anything else, or ``use_fused_recurrence =
+        False``, runs the per-step cell functions of :data:`CELLS` under autograd. Both
+        give the same numbers up to rounding.
         """
         E, B, T, _ = velocities.shape
         v = velocities.transpose(1, 2).reshape(E, T * B, 2)
-        xw = torch.bmm(v, self.W_ih).reshape(E, T, B, -1)
+        x = v if self.W_M is None else torch.baddbmm(self.b_M, v, self.W_M)
+        xw = self._input_projection(x.reshape(E, T, B, -1), None if masks is None else masks.inputs)
         h0, c0 = self.initial_state(code0)
-        if self.use_fused_recurrence and _fused_supported(self.cell, self.activation):
-            return _Recurrence.apply(xw, h0, c0, self.W_hh, self.b, self.cell, self.activation)
-        act = ACTIVATIONS[self.activation]
-        h, c = h0, c0
-        states = []
-        for x_t in xw.unbind(1):
-            h, c = self.spec.step(x_t, h, c, self.W_hh, self.b, act)
-            states.append(h)
-        return torch.stack(states, dim=1)
+        rec = Recurrent(self.W_hh, self.b, self.b_hh, self.gate_offset, None if masks is None else masks.hidden)
+        if self._fused_ok(rec):
+            H = fastpath.fused_recurrence(self.spec.kernel, self.activation, xw, h0, c0, self.W_hh, self.b, self.b_hh,
+                                          self.gate_offset)
+        else:
+            act, step = ACTIVATIONS[self.activation], self.spec.step
+            h, c = h0, c0
+            states = []
+            for x_t in xw.unbind(1):
+                h, c = step(x_t, h, c, rec, act)
+                states.append(h)
+            H = torch.stack(states, dim=1)
+        if self.W_dense is None:
+            return H
+        Ng = self.hidden_size
+        dense = torch.baddbmm(self.b_dense, H.reshape(E, T * B, Ng), self.W_dense)
+        return ACTIVATIONS[self.activation](dense).reshape(E, T, B, Ng)
 
     def readout(self, hidden: torch.Tensor, dropout_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Outputs from hidden states, (E, ..., Ng) -> (E, ..., Nout), e.g. (E, B, T, Ng).
+        """Outputs from scored units, (E, ..., Ng) -> (E, ..., Nout), e.g. (E, B, T, Ng).
 
         ``dropout_mask`` (same shape as ``hidden``) of 0/1 is applied with inverted
         scaling by the per-network keep probability; pass None in evaluation. A transposed
@@ -561,30 +572,29 @@ class PathIntegrator(nn.Module):
             out = out + self.b_dec
         return out.reshape(*hidden.shape[:-1], self.n_outputs)
 
-    def forward(self, velocities: torch.Tensor, code0: torch.Tensor,
-                dropout_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One forward pass: ``(outputs (E, B, T, Nout), hidden (E, B, T, Ng))``."""
-        hidden = self.hidden(velocities, code0)
+    def forward(self, velocities: torch.Tensor, code0: torch.Tensor, dropout_mask: torch.Tensor | None = None,
+                masks: RecurrentMasks | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward pass: ``(outputs (E, B, T, Nout), scored units (E, B, T, Ng))``."""
+        hidden = self.hidden(velocities, code0, masks)
         return self.readout(hidden, dropout_mask), hidden
 
-    # ----------------------------------------------------------------------------------
-    def select(self, index: int | Sequence[int]) -> "PathIntegrator":
-        """A new module holding copies of networks ``index`` (an int gives E = 1)."""
-        idx = [index] if isinstance(index, int) else list(index)
-        new = PathIntegrator(self.cell, self.activation, self.hidden_size, self.n_code, self.n_outputs,
-                             len(idx), self.use_bias, self.bottleneck, self.dropout[idx].clone(), self.W_hh.dtype)
-        new.load_state_dict({k: v[idx].clone() for k, v in self.state_dict().items()})
-        return new.to(self.W_hh.device)
 
-    @staticmethod
-    def stack(models: Sequence["PathIntegrator"]) -> "PathIntegrator":
-        """Concatenate networks of one shape into one ensemble."""
-        m0 = models[0]
-        new = PathIntegrator(m0.cell, m0.activation, m0.hidden_size, m0.n_code, m0.n_outputs,
-                             sum(m.E for m in models), m0.use_bias, m0.bottleneck,
-                             torch.cat([m.dropout for m in models]), m0.W_hh.dtype)
-        new.load_state_dict({k: torch.cat([m.state_dict()[k] for m in models]) for k in m0.state_dict()})
-        return new.to(m0.W_hh.device)
+def n_parameters(m: ModelConfig, n_code: int, n_outputs: int) -> int:
+    """Number of parameters of one network built from ``m`` (what :class:`PathIntegrator` allocates)."""
+    spec = CELLS[m.cell]
+    G, Ng, k = spec.gates, m.hidden_size, (2 if spec.has_memory else 1)
+    three_layer = m.family == "nfl" and m.cell != "rnn"
+    n = k * n_code * Ng + (Ng if three_layer else 2) * G * Ng + Ng * G * Ng
+    n += G * Ng if m.uses_bias and spec.recurrent_bias else 0
+    if three_layer:  # encoder biases, M layer, GRU recurrent bias, post-RNN dense
+        n += k * Ng + 3 * Ng + (G * Ng if m.cell == "gru" else 0) + Ng * Ng + Ng
+    n += Ng * m.bottleneck if m.bottleneck else 0
+    return n + (m.bottleneck or Ng) * n_outputs + (n_outputs if m.uses_bias else 0)
+
+
+#: ModelConfig fields that must agree between the networks of one ensemble
+_SHAPE_FIELDS = ("family", "cell", "activation", "hidden_size", "bias", "bottleneck", "input_dropout",
+                 "recurrent_dropout")
 
 
 def build_model(cfgs: ModelConfig | Sequence[ModelConfig], n_code: int, n_outputs: int, seeds: int | Sequence[int],
@@ -594,8 +604,8 @@ def build_model(cfgs: ModelConfig | Sequence[ModelConfig], n_code: int, n_output
     Parameters
     ----------
     cfgs : ModelConfig or sequence of E ModelConfig
-        Shape fields (cell, activation, hidden_size, bias, bottleneck) must agree; init and
-        dropout may differ per network.
+        Shape fields (family, cell, activation, hidden_size, bias, bottleneck,
+        input_dropout, recurrent_dropout) must agree; init and dropout may differ per network.
     n_code : int
         Np, size of the target code that sets the initial state.
     n_outputs : int
@@ -605,12 +615,14 @@ def build_model(cfgs: ModelConfig | Sequence[ModelConfig], n_code: int, n_output
     """
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     cfgs = [cfgs] * len(seeds) if isinstance(cfgs, ModelConfig) else list(cfgs)
-    shape = {(c.cell, c.activation, c.hidden_size, c.bias, c.bottleneck) for c in cfgs}
+    shape = {tuple(c.uses_bias if f == "bias" else getattr(c, f) for f in _SHAPE_FIELDS) for c in cfgs}
     if len(shape) != 1:
-        raise ConfigError(f"an ensemble needs one model shape (cell, activation, hidden_size, bias, bottleneck); got {sorted(map(str, shape))}")
+        raise ConfigError(f"an ensemble needs one model shape ({', '.join(_SHAPE_FIELDS)}); "
+                          f"got {sorted(map(str, shape))}")
     c0 = cfgs[0]
     dropout = torch.tensor([c.dropout for c in cfgs], dtype=dtype)
     model = PathIntegrator(c0.cell, c0.activation, c0.hidden_size, n_code, n_outputs, len(seeds),
-                           c0.bias, c0.bottleneck, dropout, dtype)
+                           c0.uses_bias, c0.bottleneck, dropout, dtype, family=c0.family,
+                           input_dropout=c0.input_dropout, recurrent_dropout=c0.recurrent_dropout)
     model.init_weights(seeds, [c.init for c in cfgs])
     return model.to(device)

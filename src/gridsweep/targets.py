@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from gridsweep.arenas import arena_of
 from gridsweep.config import BoxConfig, HeadDirectionConfig, TargetConfig
 from gridsweep.errors import ConfigError, DataError
 from gridsweep.seeding import torch_generator
@@ -32,6 +33,7 @@ __all__ = [
     "HeadDirectionTarget",
     "TARGETS",
     "PROFILES",
+    "UNNORMALISED_PROFILES",
     "build_target",
     "build_head_direction",
     "cross_entropy",
@@ -47,7 +49,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Soft-label softmax cross-entropy per network.
 
     ``-(target * log_softmax(logits)).sum(-1)`` averaged over every axis but the first,
-    using the fused, stable ``log_softmax`` (SCIENCE.md section 3).
+    using the fused, stable ``log_softmax`` (docs/science.md section 3).
 
     Parameters
     ----------
@@ -56,14 +58,39 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     Tensor, (E,)
+
+    Notes
+    -----
+    Summed over cells, averaged over batch and time: NFL's
+    ``tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels, logits))``
+    (mec_hpc_investigations/models/model.py:21, :181) and Sorscher et al.'s
+    ``-(y * log(softmax(yhat))).sum(-1).mean()`` (grid-pattern-formation model.py:70).
     """
     nll = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
     return nll.reshape(nll.shape[0], -1).mean(-1)
 
 
-def mean_squared_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Squared error summed over outputs, averaged over every other axis but E; (E,)."""
-    se = (pred - target).pow(2).sum(-1)
+def mean_squared_error(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Squared error per network, (E, ..., Np) x2 -> (E,).
+
+    Parameters
+    ----------
+    pred, target : Tensor, (E, ..., Np)
+    reduction : {"mean", "sum"}
+        ``"mean"`` averages over every axis but E, outputs included; ``"sum"`` sums over
+        the outputs (last axis) and averages over the others, Np times the mean.
+
+    Notes
+    -----
+    ``"mean"`` is NFL's loss for MSE readouts, ``tf.reduce_mean((x - y) ** 2)`` over
+    batch, time and outputs (mec_hpc_investigations/models/model.py:41-42, :181);
+    docs/science.md section 3.
+    """
+    se = (pred - target).pow(2)
+    if reduction == "sum":
+        se = se.sum(-1)
+    elif reduction != "mean":
+        raise ConfigError(f"target.mse_reduction={reduction!r}: allowed 'mean', 'sum'")
     return se.reshape(se.shape[0], -1).mean(-1)
 
 
@@ -111,7 +138,10 @@ class Target(ABC):
     """
 
     kind: str = ""
+    #: the kind's own loss; :func:`build_target` sets ``target.loss`` resolved on the instance
     loss_name: str = "cross_entropy"
+    #: how the MSE loss reduces the outputs axis (``target.mse_reduction``)
+    mse_reduction: str = "mean"
 
     def __init__(self, n_outputs: int, E: int):
         self.n_outputs = int(n_outputs)
@@ -136,25 +166,34 @@ class Target(ABC):
 
     # shared -----------------------------------------------------------------------
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Per-network loss, (E,)."""
+        """Per-network loss, (E,).
+
+        ``loss_name`` ``"cross_entropy"``: :func:`cross_entropy` of the outputs as logits;
+        ``"mse"``: :func:`mean_squared_error` of the raw outputs, reduced by
+        ``mse_reduction`` (also for place cells under ``target.loss: mse``, NFL's
+        ``place_field_loss: mse``; docs/science.md section 3).
+        """
+        if self.loss_name == "mse":
+            return mean_squared_error(outputs, targets, self.mse_reduction)
         return LOSSES[self.loss_name](outputs, targets)
 
-    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
-        """What the network predicts as a target: softmax of logits, or the outputs (MSE)."""
-        return outputs.softmax(-1) if self.loss_name == "cross_entropy" else outputs
+    def _with_settings(self, target: "Target") -> "Target":
+        target.mse_reduction = self.mse_reduction
+        target.loss_name = self.loss_name
+        return target
 
     def select(self, index: int | Sequence[int] | torch.Tensor) -> "Target":
         """The sub-ensemble of networks ``index`` (an int keeps the axis, E = 1)."""
         if isinstance(index, int):
             index = [index]
         idx = torch.as_tensor(index, dtype=torch.long)
-        return self._rebuild({k: v[idx.to(v.device)] for k, v in self._tensors().items()})
+        return self._with_settings(self._rebuild({k: v[idx.to(v.device)] for k, v in self._tensors().items()}))
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Target":
         out = {}
         for k, v in self._tensors().items():
             out[k] = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
-        return self._rebuild(out)
+        return self._with_settings(self._rebuild(out))
 
     @property
     def device(self) -> torch.device:
@@ -180,7 +219,10 @@ class Target(ABC):
         xs = torch.arange(-box.width / 2 + resolution / 2, box.width / 2, resolution)
         ys = torch.arange(-box.height / 2 + resolution / 2, box.height / 2, resolution)
         gx, gy = torch.meshgrid(xs, ys, indexing="xy")
-        grid = torch.stack([gx.ravel(), gy.ravel()], -1).to(outputs.device, outputs.dtype)  # (G, 2)
+        grid = torch.stack([gx.ravel(), gy.ravel()], -1)
+        if not arena_of(box).rectangular:  # candidates inside the arena only
+            grid = grid[arena_of(box).contains(grid)]
+        grid = grid.to(outputs.device, outputs.dtype)  # (G, 2)
         templates = self.encode(grid.expand(self.E, *grid.shape))  # (E, G, Np)
         flat = outputs.reshape(self.E, -1, self.n_outputs)
         best = []
@@ -208,6 +250,12 @@ def _profile_gaussian(d2, se, si, ae, ai):
     return F.softmax(-d2 / (2 * se**2), dim=-1)
 
 
+def _profile_gaussian_unnormalised(d2, se, si, ae, ai):
+    """NFL's Gaussian cells under ``place_field_normalization: none``: exp(-d^2 / 2 sigma^2)
+    per cell, no softmax (helper_classes.py:374-375, 381-383)."""
+    return torch.exp(-d2 / (2 * se**2))
+
+
 def _profile_dos(d2, se, si, ae, ai):
     return _shift_normalise(F.softmax(-d2 / (2 * se**2), dim=-1) - F.softmax(-d2 / (2 * si**2), dim=-1))
 
@@ -233,6 +281,10 @@ PROFILES: dict[str, Callable[..., torch.Tensor]] = {
     "sod": _profile_sod,
 }
 
+#: kind -> profile under ``target.normalization: none`` (the kinds that read it; config.py
+#: sends ``dos`` with ``none`` to ``dog_equinorm``, the same targets)
+UNNORMALISED_PROFILES: dict[str, Callable[..., torch.Tensor]] = {"gaussian": _profile_gaussian_unnormalised}
+
 
 class PlaceCellTarget(Target):
     """Place-cell encodings: gaussian, dos, dog_equinorm, dog_general, sod (SCIENCE.md 3).
@@ -251,11 +303,25 @@ class PlaceCellTarget(Target):
         Amplitudes (``dog_general``).
     decode_k : int
         Number of most active cells averaged by the top-k decoder.
+    period : (float, float), optional
+        Box size of a periodic box (minimum-image distances).
+    max_response : Tensor of bool, (E,), optional
+        Per network, the field rule of multi-field cells: True for ``"max_response"``
+        (the default), False for ``"nearest"``.
+    normalization : {"global", "none"}
+        ``"none"``: the kind's profile from :data:`UNNORMALISED_PROFILES` (Gaussian cells
+        as plain exponentials, NFL's ``place_field_normalization: none``).
 
     Notes
     -----
-    A cell with several fields responds through its nearest field, with that field's
-    widths (NFL's multi-field cells, SCIENCE.md section 3, claim R6). The top-k decoder
+    A cell with several fields responds, at each position, through one field with that
+    field's widths (NFL's multi-field cells, docs/science.md section 3, claim R6). Under
+    ``"max_response"`` it is the field of largest centre response,
+    argmin_f d_f^2 / (2 sigma_E,f^2), NFL's rule
+    (mec_hpc_investigations/models/helper_classes.py:361-371); under ``"nearest"`` the
+    nearest centre, argmin_f d_f^2. The surround uses the same field's sigma_I, as NFL
+    gathers the surround distance with the centre's argmin (helper_classes.py:392-395,
+    :411-414, :432-435, :447-450). The top-k decoder
     averages the centres of the k most active predicted cells (for ``dog_equinorm`` the k
     least active: its targets are <= 0 before the shift); for multi-field cells it picks,
     among all combinations of one field per selected cell, the one of least spread.
@@ -264,9 +330,18 @@ class PlaceCellTarget(Target):
     loss_name = "cross_entropy"
 
     def __init__(self, kind, centres, field_mask, sigma_e, sigma_i, alpha_e, alpha_i, decode_k=3,
-                 period: tuple[float, float] | None = None):
+                 period: tuple[float, float] | None = None, max_response: torch.Tensor | None = None,
+                 normalization: str = "global"):
         if kind not in PROFILES:
             raise ConfigError(f"target.kind={kind!r}: not a place-cell kind; allowed: {sorted(PROFILES)}")
+        if normalization == "global":
+            self._profile = PROFILES[kind]
+        elif normalization == "none" and kind in UNNORMALISED_PROFILES:
+            self._profile = UNNORMALISED_PROFILES[kind]
+        else:
+            raise ConfigError(f"target.normalization={normalization!r} with target.kind={kind!r}: allowed 'global', "
+                              f"or 'none' for {sorted(UNNORMALISED_PROFILES)}")
+        self.normalization = normalization
         super().__init__(centres.shape[1], centres.shape[0])
         self.kind = kind
         self.centres = centres
@@ -277,6 +352,11 @@ class PlaceCellTarget(Target):
         self.alpha_i = alpha_i
         self.decode_k = int(decode_k)
         self.period = period
+        if max_response is None:
+            max_response = torch.ones(centres.shape[0], dtype=torch.bool, device=centres.device)
+        self.max_response = max_response
+        # host-side: whether any network weighs its fields by width (read once, never per step)
+        self._weigh_fields = centres.shape[2] > 1 and bool(max_response.any())
 
     @property
     def n_fields(self) -> int:
@@ -289,16 +369,20 @@ class PlaceCellTarget(Target):
 
     def _tensors(self):
         return {"centres": self.centres, "field_mask": self.field_mask, "sigma_e": self.sigma_e,
-                "sigma_i": self.sigma_i, "alpha_e": self.alpha_e, "alpha_i": self.alpha_i}
+                "sigma_i": self.sigma_i, "alpha_e": self.alpha_e, "alpha_i": self.alpha_i,
+                "max_response": self.max_response}
 
     def _rebuild(self, t):
         return PlaceCellTarget(self.kind, t["centres"], t["field_mask"], t["sigma_e"], t["sigma_i"],
-                               t["alpha_e"], t["alpha_i"], self.decode_k, self.period)
+                               t["alpha_e"], t["alpha_i"], self.decode_k, self.period, t["max_response"],
+                               self.normalization)
 
-    def _nearest_field(self, positions: torch.Tensor):
-        """Squared distance to each cell's nearest field and that field's widths.
+    def _responding_field(self, positions: torch.Tensor):
+        """Squared distance to the field each cell responds through, and that field's widths.
 
-        positions (E, ..., 2) -> d2, sigma_e, sigma_i each (E, ..., Np).
+        positions (E, ..., 2) -> d2, sigma_e, sigma_i each (E, ..., Np). The field is
+        argmin_f d_f^2 / (2 sigma_E,f^2) for ``max_response`` networks and argmin_f d_f^2
+        for ``nearest`` ones (class Notes).
         """
         E = self.E
         flat = positions.reshape(E, -1, 2)  # (E, N, 2)
@@ -318,19 +402,25 @@ class PlaceCellTarget(Target):
                 d2f = torch.baddbmm(c.pow(2).sum(-1)[:, None, :], flat, c.transpose(1, 2), alpha=-2)
                 d2f.add_(flat.pow(2).sum(-1, keepdim=True)).clamp_min_(0)
                 d2f = d2f.view(E, flat.shape[1], *self.centres.shape[1:3])  # (E, N, Np, F)
+            if self._weigh_fields:  # max_response: rank fields by d^2 / (2 sigma_E^2), in place
+                w = torch.where(self.max_response[:, None, None], 0.5 / self.sigma_e.pow(2),
+                                torch.ones((), dtype=d2f.dtype, device=d2f.device))  # (E, Np, F)
+                d2f.mul_(w[:, None])
             d2f.masked_fill_(~self.field_mask[:, None], float("inf"))
             d2, idx = d2f.min(-1)  # (E, N, Np)
             se = torch.gather(self.sigma_e[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
             si = torch.gather(self.sigma_i[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
+            if self._weigh_fields:  # back to the squared distance of the chosen field (w = 1: nearest)
+                d2 = d2 / torch.gather(w[:, None].expand(-1, d2.shape[1], -1, -1), 3, idx[..., None])[..., 0]
         shape = (*positions.shape[:-1], self.n_outputs)
         return d2.reshape(shape), se.reshape(shape), si.reshape(shape)
 
     def encode(self, positions):
         _check_positions(positions, self.E)
-        d2, se, si = self._nearest_field(positions)
+        d2, se, si = self._responding_field(positions)
         ae = _expand_params(self.alpha_e, positions.ndim)
         ai = _expand_params(self.alpha_i, positions.ndim)
-        return PROFILES[self.kind](d2, se, si, ae, ai)
+        return self._profile(d2, se, si, ae, ai)
 
     def decode(self, outputs):
         scores = -outputs if self.kind == "dog_equinorm" else outputs
@@ -394,8 +484,12 @@ def _build_place_cells(cfgs: Sequence[TargetConfig], seeds: Sequence[int], box: 
         h = cfg.heterogeneity
         F = h.max_fields if h is not None and h.fields_lambda > 0 else 1
         g = torch_generator(seed, "targets")
-        xy = torch.stack([_draw_uniform(g, (Np, F), -box.width / 2, box.width / 2, dtype),
-                          _draw_uniform(g, (Np, F), -box.height / 2, box.height / 2, dtype)], -1)
+        arena = arena_of(box)
+        if arena.rectangular:
+            xy = torch.stack([_draw_uniform(g, (Np, F), -box.width / 2, box.width / 2, dtype),
+                              _draw_uniform(g, (Np, F), -box.height / 2, box.height / 2, dtype)], -1)
+        else:  # uniform inside the arena (holes excluded), by rejection from the same stream
+            xy = arena.sample_uniform(g, Np * F, shape=(Np, F), dtype=dtype)
         sig_e = torch.full((Np, F), cfg.sigma, dtype=dtype)
         ratio_i = (cfg.sigma_i / cfg.sigma) if cfg.sigma_i is not None else 1.0
         sig_i = sig_e * ratio_i
@@ -425,8 +519,10 @@ def _build_place_cells(cfgs: Sequence[TargetConfig], seeds: Sequence[int], box: 
             si[e, :, F:] = sig_i[:, :1]
     alpha_e = torch.tensor([c.alpha_e for c in cfgs], dtype=dtype)
     alpha_i = torch.tensor([c.alpha_i for c in cfgs], dtype=dtype)
+    max_response = torch.tensor([h is None or h.field_rule == "max_response" for h in het], dtype=torch.bool)
     period = (box.width, box.height) if box.boundary == "periodic" else None
-    return PlaceCellTarget(kind, centres, mask, se, si, alpha_e, alpha_i, cfgs[0].decode_k, period)
+    return PlaceCellTarget(kind, centres, mask, se, si, alpha_e, alpha_i, cfgs[0].decode_k, period, max_response,
+                           cfgs[0].normalization)
 
 
 # --------------------------------------------------------------------------------------
@@ -664,5 +760,12 @@ def build_target(
     sizes = {c.n_cells for c in cfgs}
     if len(kinds) > 1 or len(sizes) > 1:
         raise ConfigError(f"an ensemble needs one target kind and n_cells; got kinds {sorted(kinds)}, n_cells {sorted(sizes)}")
+    for field in ("mse_reduction", "loss_name", "normalization"):
+        found = {getattr(c, field) for c in cfgs}
+        if len(found) > 1:
+            name = "loss" if field == "loss_name" else field
+            raise ConfigError(f"target.{name}: an ensemble needs one; got {sorted(found)}")
     target = TARGETS[cfgs[0].kind](cfgs, seeds, box, dtype)
+    target.mse_reduction = cfgs[0].mse_reduction
+    target.loss_name = cfgs[0].loss_name
     return target.to(device=device)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -27,15 +26,16 @@ from typing import Any, Callable, Sequence
 import torch
 
 from gridsweep.config import RunConfig, config_hash, validate_config
-from gridsweep.errors import ConfigError
+from gridsweep.errors import ConfigError, CorruptFileError, DivergedError, ResourceError
+from gridsweep.files import atomic_path, load_torch, save_torch, verify_checksum, write_json_atomic, write_text_atomic
 from gridsweep.models import PathIntegrator, build_model
-from gridsweep.optim import EnsembleOptimizer, clip_grad_norm_per_network
+from gridsweep.optim import EnsembleOptimizer, clip_grad_norm_per_network, clip_grad_value_per_network, optimizer_settings
 from gridsweep.seeding import torch_generator
 from gridsweep.targets import HeadDirectionTarget, Target, build_head_direction, build_target, decoding_error_cm
 from gridsweep.trajectories import Trajectories, generate
 
 __all__ = ["Ensemble", "TrainResult", "train", "train_ensemble", "ensemble_key", "PER_NETWORK_FIELDS",
-           "write_json_atomic", "load_run"]
+           "load_run", "resume_command", "estimate_memory_bytes", "available_memory_bytes", "check_memory"]
 
 #: Config fields that may differ between networks trained as one ensemble.
 PER_NETWORK_FIELDS = (
@@ -64,17 +64,106 @@ def ensemble_key(cfg: RunConfig) -> str:
     return config_hash(d)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and an atomic rename."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    os.replace(tmp, path)
+# --------------------------------------------------------------------------------------
+# memory: refuse a config that cannot fit, before allocating anything
+# --------------------------------------------------------------------------------------
+#: Optimiser state tensors per parameter.
+_OPT_STATES = {"adam": 2, "rmsprop": 1, "sgd": 0, "adagrad": 1}
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def estimate_memory_bytes(cfgs: RunConfig | Sequence[RunConfig]) -> dict[str, int]:
+    """A lower bound on the memory one training step of these E networks needs.
+
+    Parameters
+    ----------
+    cfgs : RunConfig or sequence of E RunConfig
+
+    Returns
+    -------
+    dict
+        ``parameters`` (bytes of weights), ``gradients``, ``optimizer`` (state tensors),
+        ``activations`` (B x T x (G*Ng + Np) per network: the gate pre-activations and
+        the readout kept for the backward pass) and ``total``; all for the E networks.
+
+    Notes
+    -----
+    The count is :func:`gridsweep.models.n_parameters`, what
+    :class:`gridsweep.models.PathIntegrator` allocates for the model's family. Temporaries of the loss and of
+    evaluation come on top, so the true peak is higher.
+    """
+    from gridsweep.models import CELLS, n_parameters
+
+    cfgs = [cfgs] if isinstance(cfgs, RunConfig) else list(cfgs)
+    cfg = cfgs[0]
+    E = len(cfgs)
+    m, tr = cfg.model, cfg.training
+    spec = CELLS[m.cell]
+    G, Ng, Np = spec.gates, m.hidden_size, cfg.target.n_cells
+    n_out = Np + (cfg.head_direction.n_cells if cfg.head_direction is not None else 0)
+    params = n_parameters(m, Np, n_out)
+    size = 8 if tr.dtype == "float64" else 4
+    n_opt = _OPT_STATES.get(tr.optimizer, 2) + (1 if tr.optimizer != "adam" and any(c.training.momentum for c in cfgs)
+                                                else 0)
+    B, T = cfg.trajectory.batch_size, cfg.trajectory.sequence_length
+    out = {"parameters": E * params * size, "gradients": E * params * size, "optimizer": E * params * size * n_opt,
+           "activations": E * B * T * (G * Ng + Np) * size}
+    out["total"] = sum(out.values())
+    return out
+
+
+def available_memory_bytes(device: torch.device | str = "cpu") -> int | None:
+    """Memory available for new allocations on ``device`` (bytes), or None when unknown.
+
+    CPU: ``MemAvailable`` of /proc/meminfo, else ``os.sysconf`` available pages; CUDA:
+    ``torch.cuda.mem_get_info``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except Exception:  # noqa: BLE001 - no driver: unknown
+            return None
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def check_memory(cfgs: RunConfig | Sequence[RunConfig], device: torch.device | str = "cpu") -> dict[str, int]:
+    """Raise :class:`ResourceError` when :func:`estimate_memory_bytes` exceeds the available memory.
+
+    Set the environment variable ``GRIDSWEEP_MEMORY_CHECK=0`` to skip the check.
+    Returns the estimate.
+    """
+    cfgs = [cfgs] if isinstance(cfgs, RunConfig) else list(cfgs)
+    est = estimate_memory_bytes(cfgs)
+    if os.environ.get("GRIDSWEEP_MEMORY_CHECK", "1").strip() == "0":
+        return est
+    avail = available_memory_bytes(device)
+    if avail is not None and est["total"] > avail:
+        m, t = cfgs[0].model, cfgs[0].trajectory
+        raise ResourceError(
+            f"config needs at least {_gib(est['total'])} on {device} ({len(cfgs)} network(s), "
+            f"model.hidden_size={m.hidden_size}, model.cell={m.cell!r}, trajectory.batch_size={t.batch_size}, "
+            f"trajectory.sequence_length={t.sequence_length}: parameters {_gib(est['parameters'])}, "
+            f"optimiser and gradients {_gib(est['optimizer'] + est['gradients'])}, "
+            f"activations {_gib(est['activations'])}) but only {_gib(avail)} is available; "
+            "reduce model.hidden_size, trajectory.batch_size or the ensemble size "
+            "(GRIDSWEEP_MEMORY_CHECK=0 skips this check)")
+    return est
 
 
 @dataclass
@@ -172,11 +261,11 @@ class Ensemble:
         Default: the environment variable ``GRIDSWEEP_COMPILE`` (``1`` to enable), else
         off. See docs/performance.md for when it pays.
 
+    Notes
+    -----
     On the CPU the first ensemble tunes glibc's allocator for the process (see
     ``_tune_cpu_malloc``; ``GRIDSWEEP_MALLOC_TUNE=0`` turns that off).
 
-    Notes
-    -----
     The training step reads nothing back from a GPU: divergence is tracked on the
     device (``diverged_at`` reads it back when asked) and the training decoding error is
     computed only when the returned metrics are read.
@@ -193,6 +282,7 @@ class Ensemble:
         self.cfgs = list(cfgs)
         self.cfg = cfgs[0]
         self.device = torch.device(device)
+        check_memory(self.cfgs, self.device)  # before any allocation
         if self.device.type == "cpu":
             _tune_cpu_malloc()
         self.dtype = DTYPES[self.cfg.training.dtype]
@@ -210,17 +300,20 @@ class Ensemble:
         t = lambda vals: torch.tensor(vals, dtype=torch.float64, device=self.device)  # noqa: E731
         self.optimizer = EnsembleOptimizer(list(self.model.parameters()), self.cfg.training.optimizer,
                                            t([c.training.learning_rate for c in cfgs]),
-                                           t([c.training.momentum for c in cfgs]))
+                                           t([c.training.momentum for c in cfgs]),
+                                           **optimizer_settings(self.cfg.training))
         self.weight_decay = t([c.training.weight_decay for c in cfgs]).to(self.dtype)
         self.grad_clip = t([c.training.grad_clip if c.training.grad_clip else float("inf") for c in cfgs]).to(self.dtype)
         # host-side copies of per-network settings, so the step never reads them back
         self._dropout_rates = [float(c.model.dropout) for c in cfgs]
-        self._clip = any(c.training.grad_clip for c in cfgs)
+        self._clip = self.cfg.training.grad_clip_mode if any(c.training.grad_clip for c in cfgs) else None
         self.traj_gens = [torch_generator(s, "trajectories", self.device) for s in seeds]
         self.dropout_gens = [torch_generator(s, "dropout", self.device) for s in seeds]
         self.active = torch.ones(self.E, dtype=torch.bool, device=self.device)
         self._diverged_step = torch.full((self.E,), -1, dtype=torch.long, device=self.device)
         self.step = 0
+        #: Training wall time (s) accumulated over every session up to ``step`` (kept in checkpoints).
+        self.train_seconds = 0.0
         if compile is None:
             compile = os.environ.get("GRIDSWEEP_COMPILE", "0").strip().lower() in ("1", "true", "yes", "on")
         self.compiled = bool(compile)
@@ -324,10 +417,15 @@ class Ensemble:
         """Loss (E,), outputs (E, T, B, Nout) and hidden states (E, T, B, Ng), time-major.
 
         Time-major order keeps the recurrence's buffers contiguous; the loss is a mean
-        over samples, so the order does not change it beyond rounding.
+        over samples, so the order does not change it beyond rounding. In training, the
+        Keras dropout masks of the recurrent layer (``model.input_dropout`` /
+        ``recurrent_dropout``, family nfl) are drawn first, then the readout dropout mask
+        (``model.dropout``, family bare), each network's from its own ``"dropout"`` stream.
         """
         code0 = self.target.encode(traj.start)
-        hidden = self.model.hidden_time_major(traj.velocities, code0)
+        B, T = traj.velocities.shape[1:3]
+        rmasks = self.model.sample_dropout_masks(self.dropout_gens, B, T) if train else None
+        hidden = self.model.hidden_time_major(traj.velocities, code0, rmasks)
         mask = self._dropout_mask((self.E, *traj.velocities.shape[1:3], hidden.shape[-1])) if train else None
         loss, out = self._readout_loss(hidden, None if mask is None else mask.transpose(1, 2),
                                        traj.positions.transpose(1, 2), traj.headings.transpose(1, 2))
@@ -362,8 +460,10 @@ class Ensemble:
         self.active = self.active & finite
         self.optimizer.zero_grad()
         torch.where(self.active, total, torch.zeros_like(total)).sum().backward()
-        if self._clip:
+        if self._clip == "norm":
             clip_grad_norm_per_network(self.optimizer.params, self.grad_clip)
+        elif self._clip == "value":
+            clip_grad_value_per_network(self.optimizer.params, self.grad_clip)
         self.optimizer.step(self.active, lr_scale=self.cfg.training.lr_factor(self.step))
         with torch.no_grad():
             # a network's parameter sums are finite iff all its parameters are (short of overflow)
@@ -408,6 +508,7 @@ class Ensemble:
             "dropout_rng": self.dropout_gens[e].get_state(),
             "active": bool(self.active[e]),
             "diverged_at": self.diverged_at[e],
+            "train_seconds": float(self.train_seconds),
         }
 
     def load_network_states(self, states: Sequence[dict[str, Any]]) -> None:
@@ -424,6 +525,7 @@ class Ensemble:
             self.dropout_gens[e].set_state(s["dropout_rng"])
         self.diverged_at = [s["diverged_at"] for s in states]
         self.active = torch.tensor([s["active"] for s in states], dtype=torch.bool, device=self.device)
+        self.train_seconds = max(float(s.get("train_seconds", 0.0)) for s in states)
 
 
 # --------------------------------------------------------------------------------------
@@ -441,13 +543,12 @@ class _RunDir:
         if cfg_file.exists():
             from gridsweep.config import load_config
 
+            verify_checksum(cfg_file)
             old = load_config(cfg_file)
             if old.hash() != cfg.hash():
                 raise ConfigError(f"{self.path} holds a run of a different config; choose another --out")
         else:
-            tmp = cfg_file.with_suffix(".tmp")
-            cfg.to_yaml(tmp)
-            os.replace(tmp, cfg_file)
+            write_text_atomic(cfg_file, cfg.to_yaml(), checksum=True)
 
     @property
     def checkpoint(self) -> Path:
@@ -460,12 +561,10 @@ class _RunDir:
             return
         rows = list(csv.DictReader(f.open()))
         keep = [r for r in rows if int(r["step"]) <= step]
-        tmp = f.with_suffix(".tmp")
-        with tmp.open("w", newline="") as fh:
+        with atomic_path(f) as tmp, tmp.open("w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
             w.writeheader()
             w.writerows(keep)
-        os.replace(tmp, f)
 
     def log(self, row: dict[str, Any]) -> None:
         f = self.path / "metrics.csv"
@@ -517,8 +616,10 @@ def train_ensemble(
     """
     ens = Ensemble(cfgs, device=device)
     dirs = [_RunDir(Path(d), c) for d, c in zip(out_dirs, ens.cfgs)] if out_dirs else None
+    saved_step: int | None = None  # step of the checkpoints on disk
     if dirs and resume and all(d.checkpoint.exists() for d in dirs):
-        ens.load_network_states([torch.load(d.checkpoint, map_location="cpu", weights_only=False) for d in dirs])
+        ens.load_network_states([load_torch(d.checkpoint) for d in dirs])
+        saved_step = ens.step
         for d in dirs:
             d.truncate_metrics(ens.step)
     elif dirs:
@@ -527,10 +628,53 @@ def train_ensemble(
     tr = ens.cfg.training
     n_steps = tr.n_steps
     t0 = time.perf_counter()
+    seconds_before = ens.train_seconds  # earlier sessions (from the checkpoint)
     last_eval = torch.full((ens.E,), float("nan"))
     bar = _progress(n_steps, ens.step, progress, f"train {ens.cfg.model.cell} x{ens.E}")
+
+    def save_checkpoints() -> None:
+        nonlocal saved_step
+        ens.train_seconds = seconds_before + (time.perf_counter() - t0)
+        for e, d in enumerate(dirs or []):
+            save_torch(ens.network_state(e), d.checkpoint)
+            d.status(status="running", step=ens.step, checkpoint_step=ens.step)
+        saved_step = ens.step
+
     for d in dirs or []:
-        d.status(status="running", step=ens.step)
+        d.status(status="running", step=ens.step, checkpoint_step=saved_step)
+    try:
+        # metrics.csv "seconds" counts from the first session (t0 shifted by the earlier sessions)
+        ens, stopped, last_eval = _train_loop(ens, dirs, n_steps, tr, t0 - seconds_before, last_eval, bar, callback,
+                                              stop_after, save_checkpoints)
+    except KeyboardInterrupt:
+        bar.close()
+        for d in dirs or []:
+            d.status(status="interrupted", step=saved_step or 0, checkpoint_step=saved_step,
+                     interrupted_at_step=ens.step, resume=resume_command(d.path))
+        raise
+    bar.close()
+    if dirs and not stopped:
+        save_checkpoints()
+    final_eval = ens.evaluate().cpu() if not stopped else last_eval
+    results = []
+    elapsed = seconds_before + (time.perf_counter() - t0)
+    ens.train_seconds = elapsed
+    for e, cfg in enumerate(ens.cfgs):
+        status = "diverged" if ens.diverged_at[e] is not None else ("stopped" if stopped else "done")
+        metrics = {"decoding_error_cm": float(final_eval[e]), "steps": ens.step, "train_seconds": elapsed,
+                   "seconds_per_step_per_network": elapsed / max(1, ens.step) / ens.E}
+        res = TrainResult(cfg, status, ens.step, metrics, Path(out_dirs[e]) if out_dirs else None, ens.diverged_at[e])
+        if dirs:
+            dirs[e].status(status=status, step=ens.step, diverged_at=ens.diverged_at[e], checkpoint_step=saved_step)
+            if status != "stopped":
+                write_json_atomic(dirs[e].path / "summary.json", {"status": status, **metrics,
+                                                                  "config_hash": cfg.hash()})
+        results.append(res)
+    return ens, results
+
+
+def _train_loop(ens, dirs, n_steps, tr, t0, last_eval, bar, callback, stop_after, save_checkpoints):
+    """The step loop of :func:`train_ensemble`; returns (ensemble, stopped, last eval)."""
     stopped = False
     while ens.step < n_steps and bool(ens.active.any()):
         m = ens.train_step()
@@ -549,8 +693,7 @@ def train_ensemble(
                        "train_decoding_error_cm": float(m["decoding_error_cm"][e]),
                        "eval_decoding_error_cm": float(last_eval[e]) if do_eval else "", "seconds": round(secs, 3)})
         if dirs and (step % tr.checkpoint_every == 0 or step == n_steps):
-            for e, d in enumerate(dirs):
-                _save_atomic(ens.network_state(e), d.checkpoint)
+            save_checkpoints()
         bar.update(1)
         if step % 10 == 0 or step == n_steps:
             bar.set_postfix(loss=f"{float(m['loss'].mean()):.3f}", err_cm=f"{float(m['decoding_error_cm'].mean()):.1f}",
@@ -558,25 +701,7 @@ def train_ensemble(
         if stop_after is not None and step >= stop_after:
             stopped = True
             break
-    bar.close()
-    if dirs and not stopped:
-        for e, d in enumerate(dirs):
-            _save_atomic(ens.network_state(e), d.checkpoint)
-    final_eval = ens.evaluate().cpu() if not stopped else last_eval
-    results = []
-    elapsed = time.perf_counter() - t0
-    for e, cfg in enumerate(ens.cfgs):
-        status = "diverged" if ens.diverged_at[e] is not None else ("stopped" if stopped else "done")
-        metrics = {"decoding_error_cm": float(final_eval[e]), "steps": ens.step, "train_seconds": elapsed,
-                   "seconds_per_step_per_network": elapsed / max(1, ens.step) / ens.E}
-        res = TrainResult(cfg, status, ens.step, metrics, Path(out_dirs[e]) if out_dirs else None, ens.diverged_at[e])
-        if dirs:
-            dirs[e].status(status=status, step=ens.step, diverged_at=ens.diverged_at[e])
-            if status != "stopped":
-                write_json_atomic(dirs[e].path / "summary.json", {"status": status, **metrics,
-                                                                  "config_hash": cfg.hash()})
-        results.append(res)
-    return ens, results
+    return ens, stopped, last_eval
 
 
 def train(cfg: RunConfig, out_dir: str | Path | None = None, **kw: Any) -> tuple[Ensemble, TrainResult]:
@@ -595,15 +720,53 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, **kw: Any) -> tuple
     return ens, results[0]
 
 
-def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> Ensemble:
-    """An ensemble of one holding the trained network of a run directory."""
+def resume_command(run_dir: str | Path) -> str:
+    """The shell command that resumes the run in ``run_dir`` from its last checkpoint.
+
+    ``gridsweep train RUN/config.yaml --out RUN`` (training resumes from
+    ``checkpoints/last.pt`` when the directory holds a run of the same config).
+    """
+    import shlex
+
+    run_dir = Path(run_dir)
+    return f"gridsweep train {shlex.quote(str(run_dir / 'config.yaml'))} --out {shlex.quote(str(run_dir))}"
+
+
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu", *, allow_diverged: bool = False) -> Ensemble:
+    """An ensemble of one holding the trained network of a run directory.
+
+    ``config.yaml`` and ``checkpoints/last.pt`` are verified against their sha256
+    sidecars and the checkpoint is read without executing code
+    (:func:`gridsweep.files.load_torch`).
+
+    Raises
+    ------
+    ConfigError
+        No run (config or checkpoint missing).
+    CorruptFileError
+        A file is empty, truncated or fails its checksum (the message names it).
+    DivergedError
+        The network diverged (non-finite loss or weights) and ``allow_diverged`` is false:
+        its maps and scores would be meaningless.
+    """
     from gridsweep.config import load_config
 
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
-    ens = Ensemble([cfg], device=device)
+    cfg_file = run_dir / "config.yaml"
+    if not cfg_file.exists():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    verify_checksum(cfg_file)
+    cfg = load_config(cfg_file)
     ckpt = run_dir / "checkpoints" / "last.pt"
     if not ckpt.exists():
         raise ConfigError(f"{run_dir}: no checkpoint at {ckpt}")
-    ens.load_network_states([torch.load(ckpt, map_location="cpu", weights_only=False)])
+    state = load_torch(ckpt)
+    if not isinstance(state, dict) or "model" not in state or "step" not in state:
+        raise CorruptFileError(f"{ckpt}: not a gridsweep checkpoint (expected a dict with 'model' and 'step')", ckpt)
+    if state.get("diverged_at") is not None and not allow_diverged:
+        raise DivergedError(f"{run_dir}: the run diverged at step {state['diverged_at']} (non-finite loss or "
+                            f"weights; training stopped at step {state['step']}); its rate maps and scores would be "
+                            "meaningless. Retrain with a lower training.learning_rate or a training.grad_clip")
+    ens = Ensemble([cfg], device=device)
+    ens.load_network_states([state])
     return ens

@@ -12,6 +12,13 @@ Two motion models, both vectorised over any leading batch shape and seeded by ex
     velocity, with a soft repulsion that removes the velocity component towards a wall
     as the agent approaches it.
 
+Arenas (``box.shape``, :mod:`gridsweep.arenas`, docs/arenas.md): in the original
+rectangle both models run their original code, bit for bit. In any other arena (circle,
+polygon, holes) the wall rules are generalised to the nearest wall *segment* (distance to
+the segment, angle between the heading and the normal pointing into that wall), every step
+is stopped just short of the first wall it would cross, and start positions are drawn
+uniformly inside the arena by rejection.
+
 Randomness and dynamics are separated: :func:`sample_noise` draws every random number
 of a batch from one generator, :func:`integrate` turns that noise into positions
 deterministically. Networks in an ensemble each own a generator, so a network trained
@@ -30,6 +37,7 @@ from typing import Sequence
 
 import torch
 
+from gridsweep.arenas import Arena, arena_of
 from gridsweep.config import BoxConfig, TrajectoryConfig
 
 __all__ = ["Trajectories", "sample_noise", "integrate", "generate", "MOTION_MODELS"]
@@ -90,13 +98,17 @@ def sample_noise(
         normals ``speed_noise``, ``rotation_noise`` and an initial ``speed0`` for ou).
     """
     dev = gen.device
-    start = torch.stack(
-        [
-            _uniform(gen, (batch,), -box.width / 2, box.width / 2, dev, dtype),
-            _uniform(gen, (batch,), -box.height / 2, box.height / 2, dev, dtype),
-        ],
-        dim=-1,
-    )
+    arena = _arena(box)
+    if arena is None:
+        start = torch.stack(
+            [
+                _uniform(gen, (batch,), -box.width / 2, box.width / 2, dev, dtype),
+                _uniform(gen, (batch,), -box.height / 2, box.height / 2, dev, dtype),
+            ],
+            dim=-1,
+        )
+    else:  # uniform inside the arena, by rejection from the same stream
+        start = arena.sample_uniform(gen, batch, dtype=dtype, device=dev)
     heading = _uniform(gen, (batch,), 0.0, 2 * math.pi, dev, dtype)
     if cfg.motion == "sorscher":
         turn = cfg.turn_rate_std * torch.randn((batch, steps), generator=gen, device=dev, dtype=dtype)
@@ -140,6 +152,96 @@ def _wrap_to_box(pos: torch.Tensor, box: BoxConfig) -> torch.Tensor:
     return torch.remainder(pos + size / 2, size) - size / 2
 
 
+def _arena(box: BoxConfig) -> Arena | None:
+    """The arena's geometry, or None for the original rectangle (original code path)."""
+    arena = arena_of(box)
+    return None if arena.rectangular else arena
+
+
+#: A step stopped at a wall ends this far (metres) before it, along the step.
+WALL_MARGIN = 1e-5
+
+
+def _wall_distances(pos: torch.Tensor, walls: dict) -> torch.Tensor:
+    """Distance from points (..., 2) to every wall, (..., S) (+1 column for a circle's wall)."""
+    x, y = pos[..., 0:1], pos[..., 1:2]
+    cols = []
+    if walls["n_segments"]:
+        rx, ry = x - walls["ax"], y - walls["ay"]
+        t = torch.addcmul(rx * walls["dx"], ry, walls["dy"]).mul_(walls["inv_len2"]).clamp_(0.0, 1.0)
+        ex, ey = torch.addcmul(rx, t, walls["dx"], value=-1), torch.addcmul(ry, t, walls["dy"], value=-1)
+        cols.append(torch.addcmul(ex * ex, ey, ey).sqrt_())
+    if walls["radius"] is not None:
+        cols.append(walls["radius"] - torch.sqrt(x * x + y * y))
+    return cols[0] if len(cols) == 1 else torch.cat(cols, -1)
+
+
+def _nearest_wall_arena(pos: torch.Tensor, walls: dict,
+                        dists: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distance to the nearest wall and the angle of that wall's normal (pointing into it).
+
+    Generalises :func:`_nearest_wall` (whose walls are the box's four sides) to the wall
+    segments of any arena (distance to the segment, the segment's normal) plus a circle's
+    wall (distance ``R - |x|``, normal along x). Vectorised over the batch and the walls.
+    """
+    dists = _wall_distances(pos, walls) if dists is None else dists
+    d_wall, idx = dists.min(dim=-1)
+    if walls["radius"] is None:
+        return d_wall, walls["normal_angle"][idx]
+    circle = torch.atan2(pos[..., 1], pos[..., 0])
+    S = walls["n_segments"]
+    if not S:
+        return d_wall, circle
+    return d_wall, torch.where(idx == S, circle, walls["normal_angle"][idx.clamp(max=S - 1)])
+
+
+def _cross2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def _stop_at_walls(pos: torch.Tensor, step: torch.Tensor, walls: dict, arena: Arena,
+                   d_wall: torch.Tensor | None = None) -> torch.Tensor:
+    """``pos + step`` cut short ``WALL_MARGIN`` before the first wall the step crosses.
+
+    Only agents whose step is at least as long as their distance to the nearest wall
+    (``d_wall``) can reach a wall; for them (a gathered subset) the step is intersected
+    with every wall segment (``pos + u step = a + v d``, u, v in [0, 1]) and with a
+    circle's wall, and a step whose end would still fall outside the arena (rounding at
+    grazing angles) is not taken. So a trajectory that starts inside never leaves, and
+    never passes through a hole or a thin interior wall.
+    """
+    new = pos + step
+    if d_wall is None:
+        d_wall = _wall_distances(pos, walls).min(dim=-1).values
+    reach = (step * step).sum(-1) >= (d_wall - WALL_MARGIN).clamp(min=0) ** 2
+    idx = reach.reshape(-1).nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return new
+    p, s = pos.reshape(-1, 2)[idx], step.reshape(-1, 2)[idx]
+    u = torch.full(idx.shape, float("inf"), dtype=pos.dtype, device=pos.device)
+    if walls["n_segments"]:
+        a, d = walls["a"], walls["d"]
+        s_ = s[:, None, :]
+        denom = _cross2(s_, d)  # (K, S)
+        ok = denom.abs() > 1e-20
+        safe = torch.where(ok, denom, torch.ones_like(denom))
+        ap = a - p[:, None, :]
+        uu, vv = _cross2(ap, d) / safe, _cross2(ap, s_) / safe
+        hit = ok & (uu >= 0) & (uu <= 1) & (vv >= 0) & (vv <= 1)
+        u = torch.where(hit, uu, u[:, None]).min(dim=-1).values
+    if walls["radius"] is not None:
+        A = (s * s).sum(-1)
+        B = (p * s).sum(-1)
+        C = (p * p).sum(-1) - walls["radius"] ** 2
+        uc = (-B + torch.sqrt((B * B - A * C).clamp(min=0))) / torch.where(A > 0, A, torch.ones_like(A))
+        u = torch.minimum(u, torch.where((A > 0) & (uc <= 1), uc, torch.full_like(uc, float("inf"))))
+    length = s.norm(dim=-1).clamp(min=1e-30)
+    frac = torch.where(u <= 1, (u - WALL_MARGIN / length).clamp(0.0, 1.0), torch.ones_like(u))
+    sub = p + s * frac[:, None]
+    sub = torch.where(arena.contains(sub)[:, None], sub, p)
+    return new.reshape(-1, 2).index_copy(0, idx, sub).reshape(pos.shape)
+
+
 def _finish(pos: torch.Tensor, box: BoxConfig, cfg: TrajectoryConfig) -> torch.Tensor:
     if box.boundary == "periodic":
         return _wrap_to_box(pos, box)
@@ -153,19 +255,22 @@ def _integrate_sorscher(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, b
     hd = noise["heading"]
     steps = noise["turn"].shape[-1]
     dt = cfg.dt
+    arena = _arena(box)
+    walls = None if arena is None else arena.torch_walls(pos.device, pos.dtype)
     vels, poss, hds = [], [], []
     for t in range(steps):
         speed = noise["speed"][..., t]
         turn = dt * noise["turn"][..., t]
         if box.boundary == "solid":
-            d_wall, normal = _nearest_wall(pos, box)
+            d_wall, normal = _nearest_wall(pos, box) if walls is None else _nearest_wall_arena(pos, walls)
+            d_here = d_wall
             a_wall = _wrap_angle(hd - normal)
             near = (d_wall < cfg.wall_distance) & (a_wall.abs() < math.pi / 2)
             wall_turn = torch.sign(a_wall) * (math.pi / 2 - a_wall.abs())
             turn = turn + torch.where(near, wall_turn, torch.zeros_like(wall_turn))
             speed = torch.where(near, speed * cfg.wall_speed_factor, speed)
         step = (speed * dt).unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
-        new = _finish(pos + step, box, cfg)
+        new = _finish(pos + step, box, cfg) if walls is None else _stop_at_walls(pos, step, walls, arena, d_here)
         # With periodic walls the input is the raw displacement, not the wrapped jump.
         vels.append(step if box.boundary == "periodic" else new - pos)
         poss.append(new)
@@ -190,6 +295,11 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
     (distance d < ``ou_wall_repel_distance``) the velocity component towards the wall is
     scaled by d / distance, so it vanishes at the wall. This is a re-derivation from the
     described behaviour, not a copy of RatInABox's update.
+
+    In an arena other than the rectangle the same rule runs wall by wall (a loop over the
+    segments, vectorised over the batch): d is the distance to the segment and the
+    component along the segment's normal pointing into the wall is scaled; for the
+    box's four orthogonal walls this is the per-axis rule above.
     """
     pos = noise["start"]
     hd = noise["heading"]
@@ -200,6 +310,8 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
     a_s = dt / cfg.ou_speed_coherence_time
     a_r = dt / cfg.ou_rotation_coherence_time
     hw, hh = box.width / 2, box.height / 2
+    arena = _arena(box)
+    walls = None if arena is None else arena.torch_walls(pos.device, pos.dtype)
     vels, poss, hds = [], [], []
     for t in range(steps):
         speed = (speed + a_s * (cfg.ou_speed_mean - speed)
@@ -207,7 +319,11 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
         rot = rot - a_r * rot + cfg.ou_rotation_std * math.sqrt(2 * a_r) * noise["rotation_noise"][..., t]
         hd = hd + rot * dt
         v = speed.unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
-        if cfg.ou_wall_repel_distance > 0:
+        if walls is not None:
+            dists = _wall_distances(pos, walls)
+            if cfg.ou_wall_repel_distance > 0:
+                v = _repel_arena(pos, v, walls, cfg.ou_wall_repel_distance, dists)
+        elif cfg.ou_wall_repel_distance > 0:
             rd = cfg.ou_wall_repel_distance
             x, y = pos[..., 0], pos[..., 1]
             fx_pos = torch.clamp((hw - x) / rd, 0.0, 1.0)  # scale of +x motion
@@ -217,7 +333,8 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
             vx = torch.where(v[..., 0] > 0, v[..., 0] * fx_pos, v[..., 0] * fx_neg)
             vy = torch.where(v[..., 1] > 0, v[..., 1] * fy_pos, v[..., 1] * fy_neg)
             v = torch.stack([vx, vy], dim=-1)
-        new = _clip_to_box(pos + v * dt, box)
+        new = (_clip_to_box(pos + v * dt, box) if walls is None
+               else _stop_at_walls(pos, v * dt, walls, arena, dists.min(dim=-1).values))
         step = new - pos
         hd = torch.where(step.norm(dim=-1) > 0, torch.atan2(step[..., 1], step[..., 0]), hd)
         vels.append(step)
@@ -230,6 +347,24 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
         positions=torch.stack(poss, dim=-2),
         headings=torch.stack(hds, dim=-1),
     )
+
+
+def _repel_arena(pos: torch.Tensor, v: torch.Tensor, walls: dict, rd: float, dists: torch.Tensor) -> torch.Tensor:
+    """Scale the velocity component into each wall closer than ``rd`` by distance / rd.
+
+    All walls at once: ``v - sum_w [v.n_w > 0] (v.n_w) (1 - min(d_w / rd, 1)) n_w`` with
+    ``n_w`` the normal into wall w (for a circle, along the position). For walls with
+    orthogonal normals (the box) this is the original per-axis rule.
+    """
+    nx, ny = walls["nx"], walls["ny"]
+    if walls["radius"] is not None:
+        r = pos.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        cx, cy = pos[..., 0:1] / r, pos[..., 1:2] / r
+        nx = torch.cat([nx.expand(cx.shape[:-1] + nx.shape), cx], -1) if walls["n_segments"] else cx
+        ny = torch.cat([ny.expand(cy.shape[:-1] + ny.shape), cy], -1) if walls["n_segments"] else cy
+    vn = v[..., 0:1] * nx + v[..., 1:2] * ny  # (..., W)
+    k = vn.clamp(min=0) * (1 - (dists / rd).clamp(0.0, 1.0))
+    return v - torch.stack([(k * nx).sum(-1), (k * ny).sum(-1)], dim=-1)
 
 
 MOTION_MODELS = {"sorscher": _integrate_sorscher, "ou": _integrate_ou}

@@ -1,6 +1,6 @@
 """Analysis of trained networks: rate maps, autocorrelograms, grid scores, geometry, modules.
 
-Pure functions, numpy or torch in, numpy out (SCIENCE.md section 6; docs/analysis.md).
+Pure functions, numpy or torch in, numpy out (docs/science.md section 6; docs/analysis.md).
 """
 
 from gridsweep.analysis.geometry import grid_geometry

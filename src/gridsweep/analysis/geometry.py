@@ -1,6 +1,6 @@
 """Grid geometry from autocorrelogram peaks: spacing, orientation, ellipticity.
 
-One analysis: :func:`grid_geometry` (SCIENCE.md section 6, "Grid spacing (period) and
+One analysis: :func:`grid_geometry` (docs/science.md section 6, "Grid spacing (period) and
 orientation").
 """
 
@@ -15,7 +15,12 @@ from gridsweep.analysis._common import as_maps, as_numpy
 from gridsweep.analysis.sac import autocorrelogram
 from gridsweep.errors import AnalysisError, DataError
 
-__all__ = ["N_PEAKS", "PEAK_MIN_CORRELATION", "grid_geometry"]
+__all__ = ["N_PEAKS", "PEAK_MIN_CORRELATION", "PERIOD_METHODS", "grid_geometry", "grid_period", "nfl_period"]
+
+#: Grid-period estimators: ``"peaks"`` (ours, :func:`grid_geometry`: six nearest
+#: Pearson-SAC peaks, sub-bin refined) and ``"nfl"`` (:func:`nfl_period`, Schaeffer et al.
+#: 2022's integer peaks of the raw autocorrelation; reads short).
+PERIOD_METHODS = ("peaks", "nfl")
 
 #: Number of SAC peaks around the centre that define the grid.
 N_PEAKS = 6
@@ -112,7 +117,7 @@ def grid_geometry(data: Any, bin_size: Any = None, *, kind: str = "auto") -> dic
 
     Notes
     -----
-    SCIENCE.md section 6 (Hafting et al. 2005; Sargolini et al. 2006; the same
+    docs/science.md section 6 (Hafting et al. 2005; Sargolini et al. 2006; the same
     quantities as BNT's / opexebo's grid statistics, defined here from the text):
 
     * peaks: SAC local maxima (3 x 3 neighbourhood, ``ndimage.maximum_filter``) with
@@ -218,3 +223,88 @@ def grid_geometry(data: Any, bin_size: Any = None, *, kind: str = "auto") -> dic
         "peak_values": vals,
         "reason": reason,
     }
+
+
+def nfl_period(maps: Any) -> dict[str, np.ndarray]:
+    """Grid period the way Schaeffer et al. 2022 (NFL) measured it: raw-autocorrelation peaks.
+
+    Parameters
+    ----------
+    maps : RateMaps or array_like or torch.Tensor, shape (U, ny, nx) or (ny, nx)
+        Rate maps; NaN bins are set to 0 first, as NFL does before calling it.
+
+    Returns
+    -------
+    dict
+        ``period_bins`` (U,) mean distance (bins, integer peak positions) of the six
+        peaks nearest the centre after the first; ``period_err_bins`` (U,) their standard
+        deviation; NaN where the autocorrelation has no peak besides the first.
+
+    Notes
+    -----
+    Transcribed from FieteLab/NeurIPS-2022-No-Free-Lunch (d9edec2)
+    ``mec_hpc_investigations/models/scores.py:151-173``
+    (``calculate_grid_cell_periodicity_and_orientation``), called from
+    ``models/trainer.py:418-427`` on maps with NaN set to 0 for units scoring > 0.3:
+
+    * ``scipy.signal.correlate2d(map, map, mode="full")`` - the *unnormalised*
+      autocorrelation (no mean subtraction, no overlap normalisation);
+    * ``skimage.feature.peak_local_max`` with its defaults (scikit-image ~0.19, their
+      requirements.txt): pixels equal to the maximum of their 3 x 3 neighbourhood,
+      strictly above the image minimum, not on the one-pixel border; none for a constant
+      image;
+    * offsets from ``shape // 2``, Euclidean lengths, sorted, entries 1..6 kept (entry 0
+      is taken to be the centre), period = their mean, error = their (population) std.
+
+    The unnormalised autocorrelation is multiplied by the triangular overlap envelope, so
+    its peaks sit closer to the centre than the lattice's: the method reads short (about
+    24 bins for a true 26; docs/science.md section 6). :func:`grid_geometry` (``"peaks"``)
+    is the accurate estimator. Peak ties at equal distance do not change the period.
+    """
+    import scipy.signal
+
+    x = np.nan_to_num(as_maps(maps, "maps"), nan=0.0)
+    u = x.shape[0]
+    period = np.full(u, np.nan)
+    err = np.full(u, np.nan)
+    for i in range(u):
+        ac = scipy.signal.correlate2d(x[i], x[i], mode="full")
+        if np.all(ac == ac.flat[0]):
+            continue
+        peak = (ac == ndimage.maximum_filter(ac, size=3, mode="constant")) & (ac > ac.min())
+        peak[0, :] = peak[-1, :] = False
+        peak[:, 0] = peak[:, -1] = False
+        off = np.argwhere(peak) - np.array(ac.shape) // 2
+        dist = np.sort(np.linalg.norm(off, axis=1))[1:7]
+        if dist.size:
+            period[i], err[i] = dist.mean(), dist.std()
+    return {"period_bins": period, "period_err_bins": err}
+
+
+def grid_period(data: Any, bin_size: Any = None, *, method: str = "peaks") -> np.ndarray:
+    """Grid period (spacing) in metres by a named method (:data:`PERIOD_METHODS`).
+
+    Parameters
+    ----------
+    data : RateMaps or array_like, shape (U, ny, nx)
+        Rate maps (``"nfl"`` needs maps; ``"peaks"`` also accepts SACs, see
+        :func:`grid_geometry`).
+    bin_size : float or (dx, dy)
+        Metres (taken from a RateMaps when omitted). ``"nfl"`` uses ``dx`` (square bins).
+    method : {"peaks", "nfl"}, default "peaks"
+
+    Returns
+    -------
+    ndarray, shape (U,)
+        Metres; NaN where the method finds no grid.
+    """
+    if method not in PERIOD_METHODS:
+        raise AnalysisError(f"method must be one of {PERIOD_METHODS}; got {method!r}")
+    if bin_size is None:
+        if not hasattr(data, "bin_size"):
+            raise DataError("bin_size (metres) is required unless data is a RateMaps")
+        bin_size = data.bin_size
+    if method == "peaks":
+        return grid_geometry(data, bin_size)["spacing_m"]
+    bx, _ = _bin_size(bin_size)
+    return nfl_period(data)["period_bins"] * bx

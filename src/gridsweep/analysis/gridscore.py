@@ -1,6 +1,6 @@
 """Grid scores (gridness) of spatial autocorrelograms, batched over units, one registry of variants.
 
-One analysis: :func:`grid_scores` (SCIENCE.md section 6, "Grid score"). The variants are
+One analysis: :func:`grid_scores` (docs/science.md section 6, "Grid score"). The variants are
 entries of :data:`GRID_SCORE_VARIANTS`; every result records the variant that made it.
 """
 
@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from scipy import ndimage
 
 from gridsweep.analysis._common import as_maps, as_numpy
-from gridsweep.analysis.sac import autocorrelogram
+from gridsweep.analysis.sac import UNVISITED_MODES, autocorrelogram
 from gridsweep.errors import AnalysisError, DataError
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
 #: Rotation angles (degrees) at which every variant correlates the SAC with itself.
 ANGLES = (30, 45, 60, 90, 120, 135, 150)
 _IDX = {a: i for i, a in enumerate(ANGLES)}
-#: Regulariser added to the ring variance in the deepmind correlation (SCIENCE.md section 6).
+#: Regulariser added to the ring variance in the deepmind correlation (docs/science.md section 6).
 DEEPMIND_EPS = 1e-5
 
 
@@ -195,7 +195,7 @@ def _band_sums(sacs: np.ndarray, bands: _Bands, squares: bool) -> dict[str, np.n
 def deepmind_ring_radii(n: int) -> tuple[float, np.ndarray]:
     """Inner radius and the 10 outer radii (bins) of the deepmind rings for ``n`` bins per side.
 
-    Returns ``(0.2 n, linspace(0.4, 1.0, 10) n)`` (SCIENCE.md section 6).
+    Returns ``(0.2 n, linspace(0.4, 1.0, 10) n)`` (docs/science.md section 6).
     """
     return 0.2 * n, np.linspace(0.4, 1.0, 10) * n
 
@@ -344,19 +344,24 @@ class GridScoreVariant:
     name: str
     description: str
     compute: Callable[[np.ndarray], dict]
+    #: How the variant's original code treats unvisited (NaN) bins when it builds the SAC
+    #: (``autocorrelogram(..., unvisited=...)``): DeepMind's scorer zero-fills them.
+    unvisited: str = "drop"
 
 
-#: Registry of grid-score variants (SCIENCE.md section 6). Add an entry to add a variant.
+#: Registry of grid-score variants (docs/science.md section 6). Add an entry to add a variant.
 GRID_SCORE_VARIANTS: dict[str, GridScoreVariant] = {
     "deepmind_mean": GridScoreVariant(
         "deepmind_mean",
         "Banino et al. 2018 / Sorscher et al.: 10 rings, (c60+c120)/2 - (c30+c90+c150)/3, max over rings",
         functools.partial(_deepmind, combine60=_score60_mean),
+        unvisited="zero",
     ),
     "deepmind_minmax": GridScoreVariant(
         "deepmind_minmax",
         "Schaeffer et al. 2022 (NFL) default: 10 rings, min(c60,c120) - max(c30,c90,c150), max over rings",
         functools.partial(_deepmind, combine60=_score60_minmax),
+        unvisited="zero",
     ),
     "sargolini": GridScoreVariant(
         "sargolini",
@@ -367,7 +372,8 @@ GRID_SCORE_VARIANTS: dict[str, GridScoreVariant] = {
 }
 
 
-def grid_scores(ratemaps: Any = None, variant: str = "deepmind_minmax", *, sacs: Any = None) -> dict[str, Any]:
+def grid_scores(ratemaps: Any = None, variant: str = "deepmind_minmax", *, sacs: Any = None,
+                unvisited: str | None = None) -> dict[str, Any]:
     """Grid scores of many rate maps in one batched call.
 
     Parameters
@@ -380,6 +386,13 @@ def grid_scores(ratemaps: Any = None, variant: str = "deepmind_minmax", *, sacs:
     sacs : array_like, shape (U, 2 ny - 1, 2 nx - 1), optional
         Precomputed autocorrelograms (:func:`~gridsweep.analysis.autocorrelogram`);
         computed from ``ratemaps`` when omitted. Must not contain NaN.
+    unvisited : {"zero", "drop"}, optional
+        How NaN bins of ``ratemaps`` enter the SAC (ignored when ``sacs`` is given).
+        Default: the variant's own convention (``GRID_SCORE_VARIANTS[v].unvisited``):
+        ``"zero"`` for ``deepmind_*`` (the published scorer sets unvisited bins to 0,
+        google-deepmind/grid-cells scores.py:105-114), ``"drop"`` for ``sargolini``
+        (BNT ignores them). ``unvisited="drop"`` scores the deepmind rings on the
+        NaN-aware SAC instead.
 
     Returns
     -------
@@ -402,7 +415,7 @@ def grid_scores(ratemaps: Any = None, variant: str = "deepmind_minmax", *, sacs:
 
     Notes
     -----
-    SCIENCE.md section 6 ("Grid score"). All variants correlate the SAC with itself
+    docs/science.md section 6 ("Grid score"). All variants correlate the SAC with itself
     rotated by each angle. **Rotation**: cubic B-spline (order 3) about the SAC centre,
     same size, zeros outside: exactly ``scipy.ndimage.rotate(sac, angle,
     reshape=False)`` with its defaults ``order=3, mode="constant", cval=0,
@@ -412,7 +425,10 @@ def grid_scores(ratemaps: Any = None, variant: str = "deepmind_minmax", *, sacs:
     the pixels within ``n`` bins of the centre (no ring reaches further).
 
     ``deepmind_mean`` / ``deepmind_minmax`` (Banino et al. 2018 Nature's published
-    scorer, used by Sorscher et al., Nayebi et al., Schaeffer et al. 2022): ``n`` bins
+    scorer, used by Sorscher et al., Nayebi et al., Schaeffer et al. 2022; equal to
+    google-deepmind/grid-cells scores.py ``GridScorer.get_scores`` to 1e-6 on any
+    non-constant map, NaN bins included, see tests/test_analysis_gridscore.py; a
+    constant map, which the published code scores 0, is NaN here): ``n`` bins
     per side (``(min(h, w) + 1) // 2`` of the SAC); ten rings with inner radius
     ``0.2 n`` and outer radii ``linspace(0.4, 1.0, 10) n``; a pixel at distance ``r``
     (bins) from the centre is in a ring when ``inner < r <= outer``. Per ring ``m`` and
@@ -444,7 +460,10 @@ def grid_scores(ratemaps: Any = None, variant: str = "deepmind_minmax", *, sacs:
     if sacs is None:
         if ratemaps is None:
             raise AnalysisError("grid_scores needs ratemaps (U, ny, nx) or sacs (U, 2ny-1, 2nx-1); got neither")
-        s = autocorrelogram(as_maps(ratemaps, "ratemaps"))
+        mode = GRID_SCORE_VARIANTS[variant].unvisited if unvisited is None else unvisited
+        if mode not in UNVISITED_MODES:
+            raise AnalysisError(f"unvisited must be one of {UNVISITED_MODES} or None; got {unvisited!r}")
+        s = autocorrelogram(as_maps(ratemaps, "ratemaps"), unvisited=mode)
     else:
         s = as_numpy(sacs, "sacs")
         if s.ndim == 2:

@@ -1,6 +1,6 @@
 """Grid modules: is the distribution of grid spacings multimodal, and how far apart are its modes?
 
-One analysis: :func:`spacing_modules` (SCIENCE.md section 6, "Modules"; claim R3).
+One analysis: :func:`spacing_modules` (docs/science.md section 6, "Modules"; claim R3).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def spacing_modules(
         Grid scores; only units with ``score > threshold`` are used. All finite spacings
         are used when omitted.
     threshold : float, default 0.8
-        Score threshold (NFL's; SCIENCE.md section 6).
+        Score threshold (NFL's; docs/science.md section 6).
     max_components : int, default 4
         Largest number of Gaussian-mixture components compared by BIC (K).
     bandwidth : str or float, optional
@@ -79,7 +79,7 @@ def spacing_modules(
 
     Notes
     -----
-    SCIENCE.md section 6 ("Modules") and claim R3 (Schaeffer et al. 2022: one period
+    docs/science.md section 6 ("Modules") and claim R3 (Schaeffer et al. 2022: one period
     per setting, ratio of adjacent modes 0.99-1.15, against ~1.4 in the brain, Stensola
     et al. 2012).
 

@@ -61,7 +61,7 @@ def plot_top_units(
     Notes
     -----
     Maps are drawn with ``origin="lower"`` and the box extent (docs/architecture.md);
-    SACs with lags in bins, colour range [-1, 1] (SCIENCE.md section 6).
+    SACs with lags in bins, colour range [-1, 1] (docs/science.md section 6).
     """
     if extent is None:
         extent = getattr(ratemaps, "extent", DEFAULT_EXTENT)
@@ -131,7 +131,7 @@ def plot_score_histogram(
 
     Notes
     -----
-    Thresholds of SCIENCE.md section 6; the legend gives the fraction of all units above each.
+    Thresholds of docs/science.md section 6; the legend gives the fraction of all units above each.
     """
     sc = as_numpy(scores, "scores").ravel()
     finite = sc[np.isfinite(sc)]
@@ -168,7 +168,7 @@ def plot_score_survival(scores_by_group: dict[str, Any], *, variant: str | None 
     Notes
     -----
     The fraction of units above a threshold as a function of the threshold (the
-    quantity of NFL's "% units above 0.8", SCIENCE.md section 6, for every threshold).
+    quantity of NFL's "% units above 0.8", docs/science.md section 6, for every threshold).
     """
     if not isinstance(scores_by_group, dict) or not scores_by_group:
         raise DataError(f"scores_by_group must be a non-empty dict name -> scores; got {type(scores_by_group).__name__}")

@@ -1,6 +1,6 @@
 """Population-level measures: dimensionality and the fraction of grid-like units.
 
-:func:`participation_ratio` (SCIENCE.md section 6, "Participation ratio"; section 7),
+:func:`participation_ratio` (docs/science.md section 6, "Participation ratio"; section 7),
 :func:`fraction_above` (the published score thresholds), :func:`shuffled_null_scores`
 (what fraction a spatially shuffled population reaches by chance) and
 :func:`compare_with_untrained` (trained vs untrained network fractions).
@@ -25,7 +25,7 @@ __all__ = [
     "shuffled_null_scores",
 ]
 
-#: Published grid-score thresholds (SCIENCE.md section 6): 0.3 experimental, 0.37
+#: Published grid-score thresholds (docs/science.md section 6): 0.3 experimental, 0.37
 #: Banino / Sorscher, 0.8 NFL, 1.15 strict.
 SCORE_THRESHOLDS = (0.3, 0.37, 0.8, 1.15)
 
@@ -54,7 +54,7 @@ def participation_ratio(maps: Any) -> float:
 
     Notes
     -----
-    SCIENCE.md section 6 ("Participation ratio") and section 7 (Nayebi et al. 2021's
+    docs/science.md section 6 ("Participation ratio") and section 7 (Nayebi et al. 2021's
     dimensionality; Gao et al. 2017's definition). **Units are the variables and spatial
     bins are the samples**: ``X`` is the (U, B) matrix of maps, each unit is centred over
     bins, ``C = X_c X_c^T / (B - 1)`` is the U x U covariance and ``l_i`` its
@@ -101,7 +101,7 @@ def fraction_above(scores: Any, thresholds: Sequence[float] = SCORE_THRESHOLDS) 
 
     Notes
     -----
-    Thresholds of SCIENCE.md section 6 (0.3 / 0.349 experimental, 0.37 Banino and
+    Thresholds of docs/science.md section 6 (0.3 / 0.349 experimental, 0.37 Banino and
     Sorscher, 0.8 NFL, 1.15).
     """
     s = as_numpy(scores, "scores").ravel()
@@ -190,7 +190,7 @@ def shuffled_null_scores(
     Notes
     -----
     The shuffle null of experimental grid-cell studies (e.g. Langston et al. 2010 use
-    the 95th / 99th percentile of shuffled scores) adapted to rate maps (SCIENCE.md
+    the 95th / 99th percentile of shuffled scores) adapted to rate maps (docs/science.md
     section 6). Here bins are shuffled, not spike trains, since network units have
     no spikes.
     """
@@ -251,7 +251,7 @@ def compare_with_untrained(
 
     Notes
     -----
-    NFL's control (SCIENCE.md sections 1 and 7): grid-like units must be compared with
+    NFL's control (docs/science.md sections 1 and 7): grid-like units must be compared with
     what an untrained network of the same architecture already shows.
     """
     th = [float(t) for t in thresholds]

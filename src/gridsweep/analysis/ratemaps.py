@@ -103,6 +103,7 @@ def rate_maps(
     bins: int | Sequence[int] = 20,
     bin_width: float | Sequence[float] | None = None,
     smoothing_sigma: float = 0.0,
+    mask: Any = None,
 ) -> RateMaps:
     """Mean activation of every unit per spatial bin.
 
@@ -125,6 +126,10 @@ def rate_maps(
     smoothing_sigma : float, default 0
         Gaussian smoothing width in bins; 0 (the default, SCIENCE.md section 6: no
         smoothing for network units) disables it.
+    mask : bool array_like (ny, nx), optional
+        Bins inside the arena (``gridsweep.arenas.Arena.mask``: bin centre inside); bins
+        outside are NaN in ``maps`` and 0 in ``occupancy`` (docs/arenas.md). None keeps
+        every bin.
 
     Returns
     -------
@@ -217,6 +222,12 @@ def rate_maps(
         num, den = s_sum, s_occ
     else:
         num, den = sums, occ.astype(np.float64)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != (ny, nx) or mask.dtype != bool:
+            raise DataError(f"mask must be a bool array of shape (ny, nx) = {(ny, nx)}; got {mask.dtype} {mask.shape}")
+        visited = visited & mask
+        occ = np.where(mask, occ, 0)
     maps = np.full((n_units, ny, nx), np.nan)
     maps[:, visited] = num[:, visited] / den[visited]
     dx = (ext[1] - ext[0]) / nx

@@ -23,7 +23,8 @@ __all__ = ["DEFAULT_VARIANTS", "unit_table"]
 DEFAULT_VARIANTS = ("deepmind_minmax", "deepmind_mean", "sargolini")
 
 
-def unit_table(ratemaps: Any, bin_size: Any = None, variants: Sequence[str] = DEFAULT_VARIANTS) -> pd.DataFrame:
+def unit_table(ratemaps: Any, bin_size: Any = None, variants: Sequence[str] = DEFAULT_VARIANTS, *,
+               unvisited: str | None = None) -> pd.DataFrame:
     """Per-unit table of grid scores (all requested variants) and grid geometry.
 
     Parameters
@@ -33,6 +34,9 @@ def unit_table(ratemaps: Any, bin_size: Any = None, variants: Sequence[str] = DE
         Metres; taken from a RateMaps when omitted.
     variants : sequence of str, default ("deepmind_minmax", "deepmind_mean", "sargolini")
         Keys of ``GRID_SCORE_VARIANTS``.
+    unvisited : {"zero", "drop"}, optional
+        NaN-bin handling of every variant's SAC; default: each variant's own
+        (``deepmind_*`` zero-fill, ``sargolini`` and the geometry drop them).
 
     Returns
     -------
@@ -44,7 +48,7 @@ def unit_table(ratemaps: Any, bin_size: Any = None, variants: Sequence[str] = DE
     Notes
     -----
     The SACs are computed once (:func:`~gridsweep.analysis.autocorrelogram`) and shared
-    by every variant and by :func:`~gridsweep.analysis.grid_geometry` (SCIENCE.md
+    by every variant and by :func:`~gridsweep.analysis.grid_geometry` (docs/science.md
     section 6). Every score column names its variant.
     """
     variants = tuple(variants)
@@ -56,13 +60,20 @@ def unit_table(ratemaps: Any, bin_size: Any = None, variants: Sequence[str] = DE
             raise DataError("bin_size (metres) is required unless ratemaps is a RateMaps")
         bin_size = ratemaps.bin_size
     maps = as_maps(ratemaps, "ratemaps")
-    sacs = autocorrelogram(maps)
+    sacs = {"drop": autocorrelogram(maps)}
+    if np.isnan(maps).any():                 # otherwise both conventions give the same SAC
+        sacs["zero"] = autocorrelogram(maps, unvisited="zero")
+    else:
+        sacs["zero"] = sacs["drop"]
     cols: dict[str, Any] = {"unit": np.arange(maps.shape[0], dtype=np.int64)}
     for v in variants:
-        g = grid_scores(sacs=sacs, variant=v)
+        mode = GRID_SCORE_VARIANTS[v].unvisited if unvisited is None else unvisited
+        if mode not in sacs:
+            raise AnalysisError(f"unvisited must be 'zero', 'drop' or None; got {unvisited!r}")
+        g = grid_scores(sacs=sacs[mode], variant=v)
         cols[f"score60_{v}"] = g["score60"]
         cols[f"score90_{v}"] = g["score90"]
-    geo = grid_geometry(sacs, bin_size, kind="sacs")
+    geo = grid_geometry(sacs["drop" if unvisited is None else unvisited], bin_size, kind="sacs")
     cols["spacing_m"] = geo["spacing_m"]
     cols["orientation_deg"] = geo["orientation_deg"]
     cols["ellipticity"] = geo["ellipticity"]

@@ -1,9 +1,14 @@
 """Neural data and predictivity: datasets, NWB loaders, synthetic MEC recordings,
 linear-map predictivity with noise ceilings, and dimension-matched null models.
 
-See docs/neural.md and SCIENCE.md section 7.
+See docs/neural.md and docs/science.md section 7.
 """
 
+from gridsweep.neural.comparison import (
+    NullSpec,
+    compare_predictivity,
+    predictivity_vs_dimension,
+)
 from gridsweep.neural.dataset import NeuralDataset, concat_datasets, from_arrays
 from gridsweep.neural.io import (
     PositionUnitWarning,
@@ -16,15 +21,8 @@ from gridsweep.neural.io import (
     save_npz,
     write_nwb,
 )
-from gridsweep.neural.nulls import (
-    NULL_MODELS,
-    NullSpec,
-    compare_predictivity,
-    generate_null,
-    matched_null,
-    plot_predictivity_vs_pr,
-    predictivity_vs_dimension,
-)
+from gridsweep.neural.nulls import NULL_MODELS, generate_null, matched_null
+from gridsweep.neural.plots import plot_predictivity_vs_pr
 from gridsweep.neural.predictivity import (
     CEILINGS,
     MAPPINGS,

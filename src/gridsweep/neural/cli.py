@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import typer
 
+from gridsweep.cli import EdgeGroup, check_out_dir
 from gridsweep.errors import DataError
 
-app = typer.Typer(no_args_is_help=True, help="Neural predictivity with dimension-matched nulls.")
+app = typer.Typer(cls=EdgeGroup, no_args_is_help=True, help="Neural predictivity with dimension-matched nulls.")
 
 RATEMAPS = Path("analysis") / "ratemaps.npz"
 
@@ -28,14 +29,17 @@ def _group() -> None:
 
 
 def _read_ratemaps(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    with np.load(path, allow_pickle=False) as z:
-        if "maps" not in z:
-            raise DataError(f"{path}: no 'maps' array (expected keys maps, occupancy, extent, bin_size_m)")
-        maps = np.asarray(z["maps"], dtype=float)
-        extent = tuple(float(v) for v in z["extent"]) if "extent" in z else (np.nan,) * 4
+    from gridsweep.files import load_npz
+    from gridsweep.neural.io import validate_maps
+
+    z = load_npz(path)  # checksum-verified, no pickle
+    if "maps" not in z:
+        raise DataError(f"{path}: no 'maps' array (expected keys maps, occupancy, extent, bin_size_m)")
+    maps = np.asarray(z["maps"], dtype=float)
+    extent = tuple(float(v) for v in z["extent"]) if "extent" in z else (np.nan,) * 4
     if maps.ndim != 3:
         raise DataError(f"{path}: maps must be (U, n, n); got shape {maps.shape}")
-    return maps, extent
+    return validate_maps(maps, str(path)), extent
 
 
 def find_model_maps(model: Path) -> dict[str, tuple[np.ndarray, tuple[float, ...]]]:
@@ -77,7 +81,7 @@ def fit(
     seed: int = typer.Option(0, "--seed", help="Seed of the bin split and the null draws."),
     nulls: str = typer.Option("smooth_fields,random_fourier", "--nulls", help="Comma-separated null families, or 'none'."),
     ceiling: str = typer.Option("auto", "--ceiling", help="auto | split_half | split_half_sb | inter_animal | none."),
-    n_folds: int = typer.Option(5, "--n-folds", help="Folds of the spatial-bin cross-validation."),
+    n_folds: int = typer.Option(5, "--n-folds", min=2, help="Folds of the spatial-bin cross-validation."),
     min_ceiling: float = typer.Option(0.0, "--min-ceiling", help="Cells with a lower ceiling get no r / ceiling."),
     untrained: Path | None = typer.Option(None, "--untrained", help="ratemaps .npz of untrained networks (adds an 'untrained' null)."),
     bin_width: float | None = typer.Option(None, "--bin-width", help="NWB only: bin width in metres (default 0.05)."),
@@ -85,8 +89,9 @@ def fit(
     arena: str | None = typer.Option(None, "--arena", help="Nayebi format: which arena."),
 ) -> None:
     """Score model rate maps against recorded cells, next to PR-matched nulls."""
+    from gridsweep.neural.comparison import NullSpec, compare_predictivity
     from gridsweep.neural.io import load_dataset
-    from gridsweep.neural.nulls import NullSpec, compare_predictivity, plot_predictivity_vs_pr
+    from gridsweep.neural.plots import plot_predictivity_vs_pr
     from gridsweep.neural.predictivity import MAPPINGS, SplitSpec
 
     if method not in MAPPINGS:
@@ -98,6 +103,7 @@ def fit(
         specs.append(NullSpec("untrained", maps=_read_ratemaps(untrained)[0]))
     if out is None:
         out = model / "analysis" / "neural" if (model / RATEMAPS).is_file() else (model.parent if model.is_file() else model) / "neural"
+    check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     dw = dataset.extent[1] - dataset.extent[0]
     for name, (maps, ext) in models.items():
@@ -133,7 +139,7 @@ def fit(
 def simulate(
     out: Path = typer.Option(..., "--out", help="Output .nwb file."),
     duration_s: float = typer.Option(600.0, "--duration", help="Session length in seconds."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulated session."),
     arena_size_m: float = typer.Option(1.0, "--arena-size", help="Side of the square arena (m)."),
 ) -> None:
     """Write a synthetic MEC session (grid, border, HD, spatial cells) as NWB."""

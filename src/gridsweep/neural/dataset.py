@@ -6,7 +6,7 @@ on the grid given by ``extent = (xmin, xmax, ymin, ymax)`` in metres (row index 
 bin, column = x bin, as everywhere in gridsweep; see docs/architecture.md), with the
 cells' identities (cell id, animal, session) and, when the spikes were available,
 maps from the first and second half of each session for split-half noise ceilings
-(SCIENCE.md section 7).
+(docs/science.md section 7).
 """
 
 from __future__ import annotations

@@ -11,14 +11,19 @@ Units are explicit: positions are converted with ``position_unit`` and an arena 
 than :data:`MAX_ARENA_M` metres raises :class:`PositionUnitWarning` (positions are then
 probably centimetres).
 
-Pickle (``.pkl``) and object arrays in ``.npz`` can execute code when loaded: load
-only files you trust.
+Pickle (``.pkl``) and object arrays in ``.npz`` can execute code when loaded, so they
+are refused unless the caller passes ``allow_pickle=True`` (the command line's
+``--allow-pickle``), which should be done only for files you trust.
+Every loader checks the maps before returning (:func:`validate_maps`): all-NaN or
+infinite maps raise :class:`~gridsweep.errors.DataError` before anything is computed
+or written.
 """
 
 from __future__ import annotations
 
 import pickle
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from gridsweep.analysis import rate_maps
-from gridsweep.errors import DataError
+from gridsweep.errors import CorruptFileError, DataError, UnsafeFileError
+from gridsweep.files import atomic_path
 from gridsweep.neural.dataset import MAX_ARENA_M, NeuralDataset, PositionUnitWarning
 
 __all__ = [
@@ -50,13 +56,14 @@ __all__ = [
     "save_npz",
     "load_npz",
     "load_dataset",
+    "validate_maps",
     "LOADERS",
 ]
 
 #: Default running-speed threshold: samples slower than this are dropped (cm/s). A common
 #: experimental choice (e.g. 2.5 cm/s in Sargolini et al. 2006-style pipelines).
 DEFAULT_SPEED_THRESHOLD_CM_S = 2.5
-#: Default spatial bin width, 5 cm (Nayebi et al. 2021; NFL; SCIENCE.md section 6).
+#: Default spatial bin width, 5 cm (Nayebi et al. 2021; NFL; docs/science.md section 6).
 DEFAULT_BIN_WIDTH_M = 0.05
 
 #: Multiply positions in the named unit by this factor to get metres.
@@ -229,7 +236,7 @@ def maps_from_rates(
         0 keeps every sample.
     smoothing_sigma : float
         Passed to ``rate_maps`` (experimental pipelines smooth; network units are not
-        smoothed, SCIENCE.md section 6).
+        smoothed, docs/science.md section 6).
     split_halves : bool
         Also build maps from the first and second half of the session.
 
@@ -445,7 +452,7 @@ def load_nwb(
     ----------
     path : path to an ``.nwb`` file (HDF5)
     bins, bin_width : optional
-        Spatial grid; default 5 cm bins (Nayebi et al. 2021, SCIENCE.md section 6).
+        Spatial grid; default 5 cm bins (Nayebi et al. 2021, docs/science.md section 6).
     extent : (xmin, xmax, ymin, ymax), optional
         Metres; default the tracked bounding box (centred at the origin when ``center``).
     center : bool
@@ -474,13 +481,15 @@ def load_nwb(
         No Units table, no ``spike_times`` column, no Position, timestamps and data of
         mismatched length, or an unreadable file.
     """
+    path = Path(path)
+    if not path.is_file():  # before the import: a missing file is "not found" whatever is installed
+        raise DataError(f"NWB file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CorruptFileError(f"{path}: empty file (0 bytes); expected an NWB (HDF5) file", path)
     try:
         from pynwb import NWBHDF5IO
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise DataError("reading NWB needs pynwb: pip install 'gridsweep[neural]'") from exc
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"NWB file not found: {path}")
+        raise DataError(f"{path}: reading NWB needs pynwb: pip install 'gridsweep[neural]'") from exc
     try:
         io = NWBHDF5IO(str(path), mode="r")
     except Exception as exc:  # h5py / hdmf raise many types on corrupt files
@@ -701,8 +710,9 @@ def load_nayebi(
     bin_width : float
         Default 0.05 m (Nayebi's 5 cm bins).
     allow_pickle : bool
-        Needed for object arrays inside ``.npz``. ``.pkl`` files are always unpickled:
-        load only trusted files.
+        Default False: ``.pkl`` files and object arrays inside ``.npz`` are refused
+        (:class:`~gridsweep.errors.UnsafeFileError`) because unpickling can execute
+        arbitrary code. Pass True only for files you trust.
 
     Returns
     -------
@@ -714,23 +724,35 @@ def load_nayebi(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Nayebi-format file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CorruptFileError(f"{path}: empty file (0 bytes); expected a Nayebi-format dataset", path)
     if path.suffix in (".pkl", ".pickle"):
+        if not allow_pickle:
+            raise UnsafeFileError(
+                f"{path}: pickle files can execute arbitrary code when loaded and are refused; convert it to "
+                ".npz (gridsweep.neural.save_nayebi) or, only if you trust its source, pass allow_pickle=True "
+                "(command line: --allow-pickle)")
         with path.open("rb") as fh:
             try:
-                data = pickle.load(fh)
+                data = pickle.load(fh)  # noqa: S301 - explicit opt-in above
             except Exception as exc:
                 raise DataError(f"{path}: cannot be unpickled ({type(exc).__name__}: {exc})") from exc
     elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=allow_pickle) as npz:
-            keys = list(npz.keys())
-            if len(keys) == 1 and "/" not in keys[0]:
-                try:
-                    obj = npz[keys[0]]
-                except ValueError as exc:
-                    raise DataError(f"{path}: holds a pickled object; pass allow_pickle=True if you trust it") from exc
-                data = obj.item() if obj.dtype == object and obj.shape == () else obj
-            else:
-                data = _unflatten_npz({k: npz[k] for k in keys})
+        try:
+            with np.load(path, allow_pickle=allow_pickle) as npz:
+                keys = list(npz.keys())
+                if len(keys) == 1 and "/" not in keys[0]:
+                    try:
+                        obj = npz[keys[0]]
+                    except ValueError as exc:
+                        raise UnsafeFileError(
+                            f"{path}: holds a pickled object (which can execute code when loaded); pass "
+                            "allow_pickle=True (command line: --allow-pickle) only if you trust it") from exc
+                    data = obj.item() if obj.dtype == object and obj.shape == () else obj
+                else:
+                    data = _unflatten_npz({k: npz[k] for k in keys})
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise CorruptFileError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})", path) from None
     else:
         raise DataError(f"{path}: Nayebi format must be .pkl or .npz; got suffix {path.suffix!r}")
     return _nayebi_from_dict(data, arena=arena, extent=extent, bin_width=bin_width, source=str(path))
@@ -753,11 +775,12 @@ def save_nayebi(path: str | Path, dataset: NeuralDataset, arena: str = "arena") 
     path = Path(path)
     d = to_nayebi_dict(dataset, arena)
     if path.suffix in (".pkl", ".pickle"):
-        with path.open("wb") as fh:
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
             pickle.dump(d, fh)
     elif path.suffix == ".npz":
         flat = {f"{ar}/{an}/{k}": v for ar, animals in d.items() for an, e in animals.items() for k, v in e.items()}
-        np.savez(path, **flat)  # type: ignore[arg-type]
+        with atomic_path(path) as tmp:
+            np.savez(tmp, **flat)  # type: ignore[arg-type]
     else:
         raise DataError(f"save_nayebi: suffix {path.suffix!r} not allowed; use .pkl or .npz")
     return path
@@ -780,31 +803,41 @@ def save_npz(path: str | Path, dataset: NeuralDataset) -> Path:
     }
     if dataset.split_maps is not None:
         arrays["split_maps"] = dataset.split_maps
-    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
     return path
 
 
 def load_npz(path: str | Path, **kwargs: Any) -> NeuralDataset:
     """Load a ``.npz``: gridsweep's dataset format (key ``maps``) or Nayebi's flattened one."""
+    from gridsweep.files import load_npz as _load_arrays
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"dataset file not found: {path}")
-    with np.load(path, allow_pickle=False) as npz:
-        keys = set(npz.keys())
-        if "maps" in keys:
-            missing = [k for k in _NPZ_FIELDS if k not in keys]
-            if missing:
-                raise DataError(f"{path}: dataset .npz lacks keys {missing}")
-            return NeuralDataset(
-                maps=npz["maps"],
-                occupancy=npz["occupancy"],
-                extent=tuple(npz["extent"].tolist()),
-                cell_ids=npz["cell_ids"],
-                animal=npz["animal"],
-                session=npz["session"],
-                split_maps=npz["split_maps"] if "split_maps" in keys else None,
-                source=str(path),
-            )
+    if path.stat().st_size == 0:
+        raise CorruptFileError(f"{path}: empty file (0 bytes); expected a dataset .npz", path)
+    try:
+        npz = _load_arrays(path, verify="off")  # a user's file has no checksum sidecar
+    except CorruptFileError as err:
+        if "object arrays" in str(err):  # a pickled Nayebi dict: load_nayebi decides (allow_pickle)
+            return load_nayebi(path, **kwargs)
+        raise
+    keys = set(npz)
+    if "maps" in keys:
+        missing = [k for k in _NPZ_FIELDS if k not in keys]
+        if missing:
+            raise DataError(f"{path}: dataset .npz lacks keys {missing}")
+        return NeuralDataset(
+            maps=npz["maps"],
+            occupancy=npz["occupancy"],
+            extent=tuple(npz["extent"].tolist()),
+            cell_ids=npz["cell_ids"],
+            animal=npz["animal"],
+            session=npz["session"],
+            split_maps=npz["split_maps"] if "split_maps" in keys else None,
+            source=str(path),
+        )
     return load_nayebi(path, **kwargs)
 
 
@@ -817,10 +850,54 @@ LOADERS: dict[str, Callable[..., NeuralDataset]] = {
 }
 
 
+def validate_maps(maps: np.ndarray, source: str, what: str = "maps") -> np.ndarray:
+    """Check rate maps before any computation or output: returns them, or raises DataError.
+
+    Parameters
+    ----------
+    maps : ndarray (U, ny, nx)
+        NaN marks unvisited bins.
+    source : str
+        The file or name the maps came from (named in the error).
+
+    Raises
+    ------
+    DataError
+        Not 3-D, empty, any infinite value, no finite value at all, or (for ``what``
+        other than ``"cells"``) some units with no finite bin, as a diverged network gives.
+    """
+    maps = np.asarray(maps)
+    if maps.ndim != 3 or maps.size == 0:
+        raise DataError(f"{source}: {what} must be a non-empty (U, ny, nx) array; got shape {maps.shape}")
+    if not np.issubdtype(maps.dtype, np.number):
+        raise DataError(f"{source}: {what} must be numeric; got dtype {maps.dtype}")
+    n_inf = int(np.isinf(maps).sum())
+    if n_inf:
+        raise DataError(f"{source}: {what} hold {n_inf} infinite values (a diverged network?); allowed: finite "
+                        "rates, NaN for unvisited bins")
+    finite = np.isfinite(maps).reshape(maps.shape[0], -1).any(1)
+    if not finite.any():
+        raise DataError(f"{source}: {what} are all NaN ({maps.shape[0]} units, no visited bin); nothing to fit")
+    if what != "cells" and not finite.all():
+        raise DataError(f"{source}: {int((~finite).sum())} of {maps.shape[0]} units have all-NaN {what} "
+                        "(a diverged network?); allowed: finite rates, NaN only for unvisited bins")
+    return maps
+
+
 def load_dataset(path: str | Path, **kwargs: Any) -> NeuralDataset:
-    """Load a dataset, choosing the loader by suffix (see :data:`LOADERS`)."""
+    """Load a dataset, choosing the loader by suffix (see :data:`LOADERS`), and check its maps.
+
+    Raises
+    ------
+    DataError
+        Missing file, unknown format, or maps that fail :func:`validate_maps`.
+    UnsafeFileError
+        A pickle without ``allow_pickle=True``.
+    """
     path = Path(path)
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise DataError(f"{path}: unknown data format {path.suffix!r}; allowed: {sorted(LOADERS)}")
-    return loader(path, **kwargs)
+    ds = loader(path, **kwargs)
+    validate_maps(ds.maps, str(path), "cells")
+    return ds

@@ -1,49 +1,74 @@
-"""Null models of matched dimension, and predictivity against dimension.
+"""Null models of matched dimension: the generators and PR matching.
 
-No Free Lunch (Schaeffer, Khona & Fiete 2022; SCIENCE.md section 7, claim P in
+No Free Lunch (Schaeffer, Khona & Fiete 2022; docs/science.md section 7, claim P in
 section 1): linear-regression predictivity rises with the dimensionality of a model's
 basis whatever the model computes, so a model's score means something only next to
 null models with the same number of features and the same participation ratio (PR).
 Null families live in :data:`NULL_MODELS`; each has one scalar parameter that moves its
 PR monotonically, which :func:`matched_null` tunes by bisection.
+
+The comparison of models with their nulls lives in :mod:`gridsweep.neural.comparison`
+and its figure in :mod:`gridsweep.neural.plots`; their public names
+(``NullSpec``, ``DEFAULT_NULLS``, ``DimensionComparison``, ``compare_predictivity``,
+``predictivity_vs_dimension``, ``plot_predictivity_vs_pr``) stay importable from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage
 
 from gridsweep.analysis import participation_ratio
 from gridsweep.errors import DataError
-from gridsweep.neural.dataset import NeuralDataset
-from gridsweep.neural.predictivity import (
-    NoiseCeiling,
-    PredictivityResult,
-    SplitSpec,
-    align_to_dataset,
-    neural_predictivity,
-    noise_ceiling,
-    small_blas,
-)
+from gridsweep.neural.predictivity import small_blas
+
+if TYPE_CHECKING:  # the names below are served lazily by __getattr__
+    from gridsweep.neural.comparison import (
+        DEFAULT_NULLS,
+        DimensionComparison,
+        NullSpec,
+        compare_predictivity,
+        predictivity_vs_dimension,
+    )
+    from gridsweep.neural.plots import plot_predictivity_vs_pr
 
 __all__ = [
-    "NullModel",
+    "DEFAULT_NULLS",
     "NULL_MODELS",
-    "NullSpec",
+    "DimensionComparison",
     "NullMaps",
+    "NullModel",
+    "NullSpec",
+    "compare_predictivity",
     "generate_null",
     "matched_null",
-    "population_pr",
-    "DimensionComparison",
-    "compare_predictivity",
-    "predictivity_vs_dimension",
     "plot_predictivity_vs_pr",
+    "population_pr",
+    "predictivity_vs_dimension",
 ]
+
+#: Names that moved out of this module, and the module that now holds each.
+_MOVED = {
+    "NullSpec": "gridsweep.neural.comparison",
+    "DEFAULT_NULLS": "gridsweep.neural.comparison",
+    "DimensionComparison": "gridsweep.neural.comparison",
+    "compare_predictivity": "gridsweep.neural.comparison",
+    "predictivity_vs_dimension": "gridsweep.neural.comparison",
+    "plot_predictivity_vs_pr": "gridsweep.neural.plots",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Serve the comparison and plotting names from their own modules (lazy, no import cycle)."""
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def population_pr(maps: np.ndarray, *, standardize: bool = False) -> float:
@@ -63,9 +88,9 @@ def population_pr(maps: np.ndarray, *, standardize: bool = False) -> float:
 
     Notes
     -----
-    ``(sum lambda)^2 / sum lambda^2`` of the covariance eigenvalues (SCIENCE.md
+    ``(sum lambda)^2 / sum lambda^2`` of the covariance eigenvalues (docs/science.md
     section 6). The covariance PR is the published one (Nayebi et al. 2021; claim P in
-    SCIENCE.md section 1) but is dominated by high-variance units; the mappings here
+    docs/science.md section 1) but is dominated by high-variance units; the mappings here
     z-score features, so the dimension they see is the standardised PR, which is what
     nulls are matched on by default.
     """
@@ -268,7 +293,8 @@ class NullMaps:
     matched: bool = False
 
 
-def _context(kind: str, n_features: int, shape: tuple[int, int], extent: Sequence[float], seed: int, source: np.ndarray | None) -> tuple[NullModel, _Context]:
+def _context(kind: str, n_features: int, shape: tuple[int, int], extent: Sequence[float], seed: int,
+             source: np.ndarray | None) -> tuple[NullModel, _Context]:
     if kind not in NULL_MODELS:
         raise DataError(f"null model {kind!r} is not known; allowed: {sorted(NULL_MODELS)}")
     if n_features < 1:
@@ -283,7 +309,7 @@ def _context(kind: str, n_features: int, shape: tuple[int, int], extent: Sequenc
     ext = tuple(float(v) for v in extent)
     if len(ext) != 4:
         raise DataError(f"extent must be (xmin, xmax, ymin, ymax); got {extent}")
-    return null, _Context(int(n_features), (int(shape[0]), int(shape[1])), ext, int(seed), source)  # type: ignore[arg-type]
+    return null, _Context(int(n_features), (int(shape[0]), int(shape[1])), ext, int(seed), source)
 
 
 def generate_null(
@@ -378,7 +404,7 @@ def matched_null(
 
     Notes
     -----
-    NFL's dimension-matched comparison (SCIENCE.md section 7). ``pca_truncated``
+    NFL's dimension-matched comparison (docs/science.md section 7). ``pca_truncated``
     matched to the model's own PR returns the model itself (all components); use it
     with explicit levels for a dimension sweep.
     """
@@ -405,7 +431,7 @@ def _matched_null(
     mask = np.isfinite(maps).all(axis=0)
     if kind == "pca_truncated" and source is None:
         source = maps
-    null, ctx = _context(kind, maps.shape[0], maps.shape[1:], extent, seed, source)  # type: ignore[arg-type]
+    null, ctx = _context(kind, maps.shape[0], maps.shape[1:], extent, seed, source)
 
     def draw(p: float) -> tuple[np.ndarray, float]:
         m = _apply_mask(null.generate(ctx, p), mask)
@@ -427,17 +453,18 @@ def _matched_null(
     def signed(p: float) -> float:  # > 0 when PR(p) is above target, along increasing "PR order"
         return ev(p)[1] - target
 
+    best: float
     # orient so that g(x) increases with x
     a, b = (lo, hi) if null.pr_increases else (hi, lo)
     if null.integer:
         lo_i, hi_i = int(round(lo)), int(round(hi))
         # PR increases with k for truncations; binary search the crossing.
         while hi_i - lo_i > 1:
-            mid = (lo_i + hi_i) // 2
-            if signed(float(mid)) < 0:
-                lo_i = mid
+            mid_i = (lo_i + hi_i) // 2
+            if signed(float(mid_i)) < 0:
+                lo_i = mid_i
             else:
-                hi_i = mid
+                hi_i = mid_i
         best = min((float(lo_i), float(hi_i)), key=lambda p: abs(signed(p)))
     else:
         ga, gb = signed(a), signed(b)
@@ -459,298 +486,3 @@ def _matched_null(
                 best = min((a, b, best), key=lambda p: abs(signed(p)))
     m, pr = ev(best)
     return NullMaps(kind, m, null.param_name, float(best), pr, target, bool(abs(pr - target) <= tol * target))
-
-
-# ----------------------------------------------------- predictivity vs dimension
-@dataclass(frozen=True)
-class NullSpec:
-    """Which nulls to compare each model with.
-
-    Attributes
-    ----------
-    kind : str
-        A :data:`NULL_MODELS` key.
-    match_pr : bool
-        One null per draw with the model's PR (ignored when ``levels`` is given).
-    levels : tuple of float, optional
-        Explicit parameter values: a sweep along PR (e.g. ``pca_truncated`` with
-        ``levels=(1, 2, 4, 8)`` components).
-    n_draws : int
-        Independent random draws (seeds) per null.
-    maps : ndarray, shape (V, ny, nx), optional
-        Source maps for ``untrained`` (rate maps of untrained networks, V >= U).
-    """
-
-    kind: str
-    match_pr: bool = True
-    levels: tuple[float, ...] | None = None
-    n_draws: int = 1
-    maps: np.ndarray | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.kind not in NULL_MODELS:
-            raise DataError(f"null model {self.kind!r} is not known; allowed: {sorted(NULL_MODELS)}")
-        if self.n_draws < 1:
-            raise DataError(f"n_draws must be >= 1; got {self.n_draws}")
-
-
-#: Nulls used when none are named: PR-matched smooth fields and random Fourier features.
-DEFAULT_NULLS: tuple[NullSpec, ...] = (NullSpec("smooth_fields"), NullSpec("random_fourier"))
-
-
-@dataclass(frozen=True)
-class DimensionComparison:
-    """Models and their nulls: one summary row per population, one per-cell table.
-
-    Attributes
-    ----------
-    summary : pandas.DataFrame
-        One row per population. Columns ``name, role ("model"|"null_model"), model,
-        null_kind, draw, param_name, param, pr_matched, target_pr,
-        participation_ratio`` (the PR nulls are matched on: of z-scored maps unless
-        ``standardize_pr=False``), ``pr_covariance`` (PR of the raw maps, SCIENCE.md
-        section 6), ``pr_standardized``, then :meth:`PredictivityResult.summary`
-        (``method, ceiling, n_features, n_cells, median_r, mean_r,
-        median_normalized_r, median_ceiling``).
-    cells : pandas.DataFrame
-        Per-cell rows (``cell_id, animal, session, r, n_bins, split_half_r,
-        ceiling, normalized_r``) of every population, keyed by ``name, role, model``.
-    """
-
-    summary: pd.DataFrame
-    cells: pd.DataFrame
-
-
-def _as_specs(nulls: Sequence[NullSpec | str] | None) -> list[NullSpec]:
-    if nulls is None:
-        return list(DEFAULT_NULLS)
-    return [n if isinstance(n, NullSpec) else NullSpec(str(n)) for n in nulls]
-
-
-def _null_seed(seed: int, model_index: int, draw: int, kind: str) -> int:
-    return int(np.random.SeedSequence([seed, model_index, draw, *kind.encode()]).generate_state(1)[0])
-
-
-def compare_predictivity(
-    model_maps: Mapping[str, np.ndarray],
-    dataset: NeuralDataset,
-    nulls: Sequence[NullSpec | str] | None = None,
-    *,
-    method: str = "ridge",
-    split: SplitSpec | None = None,
-    ceiling: str | NoiseCeiling = "auto",
-    seed: int = 0,
-    tol: float = 0.05,
-    standardize_pr: bool = True,
-    options: Mapping[str, Any] | None = None,
-    min_ceiling: float = 0.0,
-) -> DimensionComparison:
-    """Predictivity of each model and of its dimension-matched nulls.
-
-    Parameters
-    ----------
-    model_maps : dict name -> ndarray (U, ny', nx')
-        Resampled to the dataset's grid when needed (:func:`align_to_dataset`).
-    dataset : NeuralDataset
-    nulls : sequence of NullSpec or str, optional
-        Default :data:`DEFAULT_NULLS`; ``[]`` scores only the models.
-    method, split, ceiling, seed, options :
-        As :func:`gridsweep.neural.predictivity.neural_predictivity`; the ceiling and
-        the bin split are shared by all populations.
-    tol : float
-        Relative PR tolerance for matching.
-    standardize_pr : bool
-        Match (and report as ``participation_ratio``) the PR of z-scored maps.
-    min_ceiling : float
-        See :func:`~gridsweep.neural.predictivity.neural_predictivity`.
-
-    Returns
-    -------
-    DimensionComparison
-
-    Notes
-    -----
-    NFL's dimension-matched control (SCIENCE.md section 7): each null has the model's
-    number of features ``U`` and, for matched specs, its PR within ``tol``.
-    """
-    if not model_maps:
-        raise DataError("model_maps is empty; give at least one model {name: (U, ny, nx) maps}")
-    with small_blas():
-        return _compare(model_maps, dataset, nulls, method=method, split=split, ceiling=ceiling, seed=seed, tol=tol,
-                        standardize_pr=standardize_pr, options=options, min_ceiling=min_ceiling)
-
-
-def _compare(
-    model_maps: Mapping[str, np.ndarray],
-    dataset: NeuralDataset,
-    nulls: Sequence[NullSpec | str] | None,
-    *,
-    method: str,
-    split: SplitSpec | None,
-    ceiling: str | NoiseCeiling,
-    seed: int,
-    tol: float,
-    standardize_pr: bool,
-    options: Mapping[str, Any] | None,
-    min_ceiling: float,
-) -> DimensionComparison:
-    split = split or SplitSpec()
-    ceil = ceiling if isinstance(ceiling, NoiseCeiling) else noise_ceiling(
-        dataset, ceiling, method=method, split=split, seed=seed, options=options)
-    rows: list[dict[str, Any]] = []
-    cell_tables: list[pd.DataFrame] = []
-    specs = _as_specs(nulls)
-
-    def score(name: str, maps: np.ndarray, info: dict[str, Any]) -> None:
-        res: PredictivityResult = neural_predictivity(
-            maps, dataset, method=method, split=split, ceiling=ceil, seed=seed, options=options, min_ceiling=min_ceiling)
-        pr_cov = population_pr(maps)
-        pr_z = population_pr(maps, standardize=True)
-        rows.append({"name": name, **info, "participation_ratio": pr_z if standardize_pr else pr_cov,
-                     "pr_covariance": pr_cov, "pr_standardized": pr_z, **res.summary()})
-        cell_tables.append(res.cells.assign(name=name, role=info["role"], model=info["model"]))
-
-    for m_i, (mname, raw) in enumerate(model_maps.items()):
-        maps = align_to_dataset(raw, dataset)
-        mask = np.isfinite(maps).all(axis=0)
-        score(mname, maps, {"role": "model", "model": mname, "null_kind": "", "draw": 0, "param_name": "",
-                            "param": np.nan, "pr_matched": False, "target_pr": np.nan})
-        for spec in specs:
-            source = None
-            if spec.kind == "untrained":
-                if spec.maps is None:
-                    raise DataError("NullSpec('untrained') needs maps=: rate maps of untrained networks (V, ny, nx)")
-                source = align_to_dataset(spec.maps, dataset)
-            for draw in range(spec.n_draws):
-                nseed = _null_seed(seed, m_i, draw, spec.kind)
-                if spec.levels is not None:
-                    src = maps if spec.kind == "pca_truncated" else source
-                    found = [
-                        generate_null(spec.kind, n_features=maps.shape[0], shape=dataset.shape, extent=dataset.extent,
-                                      param=float(p), seed=nseed, source=src, mask=mask, standardize_pr=standardize_pr)
-                        for p in spec.levels
-                    ]
-                else:
-                    found = [_matched_null(spec.kind, maps, extent=dataset.extent, seed=nseed, match_pr=spec.match_pr,
-                                           tol=tol, max_iter=40, source=source, standardize_pr=standardize_pr)]
-                for nm in found:
-                    name = f"{mname}|{spec.kind}|{nm.param_name}={nm.param:.4g}|draw{draw}"
-                    score(name, nm.maps, {"role": "null_model", "model": mname, "null_kind": spec.kind, "draw": draw,
-                                          "param_name": nm.param_name, "param": nm.param, "pr_matched": nm.matched,
-                                          "target_pr": nm.target_pr})
-    summary = pd.DataFrame(rows)
-    cells = pd.concat(cell_tables, ignore_index=True)
-    cols = ["name", "role", "model"] + [c for c in cells.columns if c not in ("name", "role", "model")]
-    return DimensionComparison(summary=summary, cells=cells[cols])
-
-
-def predictivity_vs_dimension(
-    model_maps: Mapping[str, np.ndarray],
-    dataset: NeuralDataset,
-    nulls: Sequence[NullSpec | str] | None = None,
-    seed: int = 0,
-    **kwargs: Any,
-) -> pd.DataFrame:
-    """One row per model and per null: PR, feature count and predictivity.
-
-    Parameters
-    ----------
-    model_maps : dict name -> ndarray (U, ny, nx)
-    dataset : NeuralDataset
-    nulls : sequence of NullSpec or str, optional
-        Default PR-matched ``smooth_fields`` and ``random_fourier``.
-    seed : int
-    **kwargs
-        ``method``, ``split``, ``ceiling``, ``tol``, ``standardize_pr``, ``options``,
-        ``min_ceiling`` (see :func:`compare_predictivity`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        :attr:`DimensionComparison.summary`.
-
-    Notes
-    -----
-    NFL's control for Nayebi et al.'s predictivity ranking (SCIENCE.md sections 1, P,
-    and 7): read a model's score against nulls of the same PR.
-    """
-    return compare_predictivity(model_maps, dataset, nulls, seed=seed, **kwargs).summary
-
-
-def plot_predictivity_vs_pr(
-    df: pd.DataFrame,
-    *,
-    y: str = "median_r",
-    x: str = "participation_ratio",
-    ax: Any = None,
-    logx: bool = True,
-    title: str | None = None,
-) -> tuple[Any, Any]:
-    """Predictivity against participation ratio, models and nulls together.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        :func:`predictivity_vs_dimension` output.
-    y : str
-        ``"median_r"`` or ``"median_normalized_r"``.
-    x : str
-        ``"participation_ratio"`` (the matched PR), ``"pr_covariance"`` or
-        ``"pr_standardized"``.
-    ax : matplotlib Axes, optional
-    logx : bool
-
-    Returns
-    -------
-    (fig, ax)
-        Models are large labelled stars; nulls are markers per family, joined to the
-        model they are matched to by dotted lines (sweeps by solid lines).
-    """
-    import matplotlib.pyplot as plt
-
-    for col in ("role", x, y, "name", "model", "null_kind"):
-        if col not in df.columns:
-            raise DataError(f"plot_predictivity_vs_pr: column {col!r} missing; columns: {list(df.columns)}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-    else:
-        fig = ax.figure
-    markers = {"smooth_fields": "o", "random_fourier": "s", "pca_truncated": "^", "untrained": "D"}
-    colors = {"smooth_fields": "tab:blue", "random_fourier": "tab:orange", "pca_truncated": "tab:green", "untrained": "tab:purple"}
-    models = df[df["role"] == "model"]
-    nulls = df[df["role"] == "null_model"]
-    seen: set[str] = set()
-    for (mname, kind), grp in nulls.groupby(["model", "null_kind"], sort=False):
-        grp = grp.sort_values(x)
-        label = None if kind in seen else str(kind)
-        seen.add(str(kind))
-        c = colors.get(str(kind), "0.5")
-        ax.scatter(grp[x], grp[y], marker=markers.get(str(kind), "x"), color=c, alpha=0.7, label=label, zorder=2)
-        if grp["param"].nunique() > 1 and not grp["pr_matched"].any():
-            ax.plot(grp[x], grp[y], "-", color=c, alpha=0.4, zorder=1)
-        mrow = models[models["name"] == mname]
-        if len(mrow):
-            for _, r in grp[grp["pr_matched"]].iterrows():
-                ax.plot([mrow[x].iloc[0], r[x]], [mrow[y].iloc[0], r[y]], ":", color=c, alpha=0.6, zorder=1)
-    ax.scatter(models[x], models[y], marker="*", s=180, color="k", label="models", zorder=3)
-    for _, r in models.iterrows():
-        ax.annotate(str(r["name"]), (r[x], r[y]), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    if logx:
-        from matplotlib.ticker import ScalarFormatter
-
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(ScalarFormatter())
-    xlabel = {"pr_covariance": "participation ratio (covariance of rate maps)",
-              "pr_standardized": "participation ratio (z-scored rate maps)"}
-    if x == "participation_ratio" and "pr_standardized" in df.columns and np.allclose(df[x], df["pr_standardized"], equal_nan=True):
-        x_label = xlabel["pr_standardized"]
-    elif x == "participation_ratio" and "pr_covariance" in df.columns:
-        x_label = xlabel["pr_covariance"]
-    else:
-        x_label = xlabel.get(x, x)
-    ax.set_xlabel(x_label)
-    ax.set_ylabel({"median_r": "predictivity (median held-out r)", "median_normalized_r": "predictivity (median r / ceiling)"}.get(y, y))
-    ax.set_title(title or "Predictivity vs dimensionality (models and matched nulls)")
-    ax.legend(fontsize=8, loc="best")
-    return fig, ax

@@ -2,7 +2,7 @@
 
 For each recorded cell, a map from the model's rate maps ``(U, ny, nx)`` to the cell's
 rate map is fit on a subset of spatial bins and scored by Pearson r on the held-out
-bins (Nayebi et al. 2021; SCIENCE.md section 7). Scores are compared with a noise
+bins (Nayebi et al. 2021; docs/science.md section 7). Scores are compared with a noise
 ceiling (split-half reliability, Spearman-Brown corrected, or inter-animal
 consistency). Mapping methods, bin splits and ceilings are registries
 (:data:`MAPPINGS`, :data:`SPLITS`, :data:`CEILINGS`).
@@ -304,7 +304,7 @@ def fit_predict(
 
     Notes
     -----
-    The linear-map families of Nayebi et al. 2021 (SCIENCE.md section 7). Features are
+    The linear-map families of Nayebi et al. 2021 (docs/science.md section 7). Features are
     z-scored on the training bins; features constant on them are dropped.
     """
     if method not in MAPPINGS:
@@ -543,7 +543,7 @@ def noise_ceiling(
     With half-session maps ``y1, y2`` of a cell, ``r_half = r(y1, y2)``; the
     Spearman-Brown reliability of the full map is ``rho = 2 r_half / (1 + r_half)``,
     and a noiseless model correlates with the full map at ``sqrt(rho)``
-    (SCIENCE.md section 7; classical test theory).
+    (docs/science.md section 7; classical test theory).
     """
     if kind == "auto":
         if dataset.split_maps is not None:
@@ -654,7 +654,7 @@ def neural_predictivity(
 
     Notes
     -----
-    Nayebi et al. 2021's test (SCIENCE.md section 7): per cell, fit on training bins
+    Nayebi et al. 2021's test (docs/science.md section 7): per cell, fit on training bins
     valid for both model and cell, Pearson r on held-out bins, averaged over folds;
     summary = median over cells of r and of r / ceiling. NFL's caveat (same section):
     compare against dimension-matched nulls (:mod:`gridsweep.neural.nulls`).

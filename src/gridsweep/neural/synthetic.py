@@ -253,7 +253,7 @@ class MECPopulation:
         Notes
         -----
         Grid cells: ``((sum_j cos(k_j . (x - phase)) + 1.5) / 4.5)**2`` (a hexagonal
-        lattice of spacing ``4 pi / (sqrt 3 |k|)``, SCIENCE.md section 5) times
+        lattice of spacing ``4 pi / (sqrt 3 |k|)``, docs/science.md section 5) times
         ``exp(h * field(x))``; border cells ``exp(-d_wall / width)``; head-direction
         cells ``exp(kappa (cos(hd - pref) - 1))``; spatial cells
         ``exp(1.2 (field(x) - 1))``; all scaled by the peak rate plus a baseline.

@@ -1,3 +1,6 @@
+import sys
+
+from gridsweep.cli import run_subapp
 from gridsweep.reproduce.cli import app
 
-app(prog_name="python -m gridsweep.reproduce")
+sys.exit(run_subapp(app, "python -m gridsweep.reproduce"))

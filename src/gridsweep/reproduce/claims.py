@@ -8,9 +8,10 @@ them next to what a run measured. Nothing here is computed: verdicts live in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-__all__ = ["PaperNumber", "Claim", "CLAIMS", "CLAIM_IDS", "claim"]
+__all__ = ["PaperNumber", "Claim", "CLAIMS", "CLAIM_IDS", "claim", "published_claims"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,18 @@ class PaperNumber:
     value: float | str
     source: str
     unit: str = ""
+    key: str = ""  # the measured quantity it is compared with (verdicts.Measured.key); "" = context only
+
+    @property
+    def number(self) -> float | None:
+        """The value as a number for comparison (``"~0"`` -> 0.0), None when not a single number."""
+        if isinstance(self.value, (int, float)):
+            return float(self.value)
+        txt = str(self.value).strip().lstrip("~").replace(",", "")
+        try:
+            return float(txt)
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -45,10 +58,14 @@ CLAIMS: tuple[Claim, ...] = (
         _S1,
         (
             PaperNumber("networks trained (ICML)", 3547, "ICML 2022 workshop"),
-            PaperNumber("fraction with decoding error < 15 cm (ICML)", 0.605, "ICML 2022 workshop"),
-            PaperNumber("fraction of those with a unit of grid score > 0.8 (ICML)", 0.117, "ICML 2022 workshop"),
-            PaperNumber("fraction of all networks with such a unit (ICML)", "~0.07", "ICML 2022 workshop"),
-            PaperNumber("networks trained (NeurIPS; low-error threshold 10 cm)", 11608, "NeurIPS 2022"),
+            PaperNumber("fraction with decoding error < 15 cm (ICML)", 0.605, "ICML 2022 workshop; low error: < 15 cm",
+                        key="p_low"),
+            PaperNumber("fraction of those with a unit of grid score > 0.8 (ICML)", 0.117, "ICML 2022 workshop",
+                        key="p_grid"),
+            PaperNumber("fraction of all networks with such a unit (ICML)", "~0.07", "ICML 2022 workshop",
+                        key="p_grid_all"),
+            PaperNumber("networks trained (NeurIPS; low-error threshold 10 cm)", 11608, "NeurIPS 2022",
+                        key="n_networks"),
         ),
     ),
     Claim(
@@ -58,11 +75,11 @@ CLAIMS: tuple[Claim, ...] = (
         "Gaussian or equi-norm DoG targets.",
         _S1 + " (NeurIPS Fig. 2)",
         (
-            PaperNumber("P(max score > 0.8 | low error), Cartesian", "~0", "NeurIPS Fig. 2"),
-            PaperNumber("P(max score > 0.8 | low error), polar", 0.24, "NeurIPS Fig. 2"),
-            PaperNumber("P(max score > 0.8 | low error), Gaussian", 0.08, "NeurIPS Fig. 2"),
-            PaperNumber("P(max score > 0.8 | low error), equi-norm DoG", 0.16, "NeurIPS Fig. 2"),
-            PaperNumber("P(max score > 0.8 | low error), DoS", 0.91, "NeurIPS Fig. 2"),
+            PaperNumber("P(max score > 0.8 | low error), Cartesian", "~0", "NeurIPS Fig. 2", key="p_grid:cartesian"),
+            PaperNumber("P(max score > 0.8 | low error), polar", 0.24, "NeurIPS Fig. 2", key="p_grid:polar_highdim"),
+            PaperNumber("P(max score > 0.8 | low error), Gaussian", 0.08, "NeurIPS Fig. 2", key="p_grid:gaussian"),
+            PaperNumber("P(max score > 0.8 | low error), equi-norm DoG", 0.16, "NeurIPS Fig. 2", key="p_grid:dog_equinorm"),
+            PaperNumber("P(max score > 0.8 | low error), DoS", 0.91, "NeurIPS Fig. 2", key="p_grid:dos"),
         ),
     ),
     Claim(
@@ -72,8 +89,8 @@ CLAIMS: tuple[Claim, ...] = (
         _S1,
         (
             PaperNumber("sigma range over which the period mode rises ~linearly", "0.08-0.20", "NeurIPS", "m"),
-            PaperNumber("ratio of adjacent period modes, low", 0.99, "NeurIPS"),
-            PaperNumber("ratio of adjacent period modes, high", 1.15, "NeurIPS"),
+            PaperNumber("ratio of adjacent period modes, low", 0.99, "NeurIPS", key="mode_ratios"),
+            PaperNumber("ratio of adjacent period modes, high", 1.15, "NeurIPS", key="mode_ratios"),
             PaperNumber("ratio of adjacent modules in the brain", "~1.4", "NeurIPS (citing experiments)"),
         ),
     ),
@@ -95,7 +112,7 @@ CLAIMS: tuple[Claim, ...] = (
         _S1,
         (
             PaperNumber("peaks of % units above threshold at sigma", "0.10, 0.12, 0.15", "NFL", "m"),
-            PaperNumber("dips at sigma", "0.11, 0.13", "NFL", "m"),
+            PaperNumber("dips at sigma", "0.11, 0.13", "NFL", "m", key="dips"),
             PaperNumber("rebuttal: robust over sigma", "0.11-0.13", "Sorscher et al. 2022", "m"),
         ),
     ),
@@ -117,9 +134,9 @@ CLAIMS: tuple[Claim, ...] = (
         "amplitude-ratio sweep almost no run reaches DoS-level scores.",
         _S1,
         (
-            PaperNumber("P(max score > 0.8 | low error), equi-norm DoG", 0.16, "NeurIPS Fig. 2"),
-            PaperNumber("P(max score > 0.8 | low error), DoS", 0.91, "NeurIPS Fig. 2"),
-            PaperNumber("amplitude-ratio runs reaching DoS-level scores", "1 of 1,086", "NFL"),
+            PaperNumber("P(max score > 0.8 | low error), equi-norm DoG", 0.16, "NeurIPS Fig. 2", key="p_grid:dog_equinorm"),
+            PaperNumber("P(max score > 0.8 | low error), DoS", 0.91, "NeurIPS Fig. 2", key="p_grid:dos"),
+            PaperNumber("amplitude-ratio runs reaching DoS-level scores", "1 of 1,086", "NFL", key="amp_hits"),
         ),
     ),
     Claim(
@@ -148,11 +165,11 @@ CLAIMS: tuple[Claim, ...] = (
         "rate maps, whatever the model computes, so it must be compared with dimension-matched nulls.",
         _S1 + "; SCIENCE.md section 7",
         (
-            PaperNumber("RNN: predictivity (PR)", "0.68 (3.4)", "Nayebi et al. 2021"),
-            PaperNumber("SRNN: predictivity (PR)", "0.78 (4.9)", "Nayebi et al. 2021"),
-            PaperNumber("GRU: predictivity (PR)", "0.76 (9.4)", "Nayebi et al. 2021"),
-            PaperNumber("LSTM: predictivity (PR)", "0.79 (8.8)", "Nayebi et al. 2021"),
-            PaperNumber("UGRNN: predictivity (PR)", "0.81 (16.7)", "Nayebi et al. 2021"),
+            PaperNumber("RNN: predictivity (PR)", "0.68 (3.4)", "Nayebi et al. 2021", key="pred:rnn"),
+            PaperNumber("SRNN: predictivity (PR)", "0.78 (4.9)", "Nayebi et al. 2021", key="pred:srnn"),
+            PaperNumber("GRU: predictivity (PR)", "0.76 (9.4)", "Nayebi et al. 2021", key="pred:gru"),
+            PaperNumber("LSTM: predictivity (PR)", "0.79 (8.8)", "Nayebi et al. 2021", key="pred:lstm"),
+            PaperNumber("UGRNN: predictivity (PR)", "0.81 (16.7)", "Nayebi et al. 2021", key="pred:ugrnn"),
         ),
     ),
 )
@@ -165,6 +182,44 @@ NAYEBI_PUBLISHED = {"RNN": (3.4, 0.68), "SRNN": (4.9, 0.78), "GRU": (9.4, 0.76),
 
 #: The published P(max score > 0.8 | low error) per target kind (NeurIPS Fig. 2).
 PUBLISHED_P_GRID = {"cartesian": 0.0, "polar_highdim": 0.24, "gaussian": 0.08, "dog_equinorm": 0.16, "dos": 0.91}
+
+
+def published_claims() -> tuple[Claim, ...]:
+    """:data:`CLAIMS` with values and sources read from ``gridsweep/data/published.yaml``.
+
+    Entries are joined on (claim, ``report_label`` = the label here); a number the file
+    does not hold keeps the value transcribed here. Two entries under one label (P:
+    predictivity and participation ratio) give ``"0.68 (3.4)"``. Without
+    :mod:`gridsweep.published` (or with a malformed file) the transcription is used.
+    """
+    try:
+        from gridsweep.published import load_published
+
+        pub = load_published()
+    except Exception:  # noqa: BLE001 - the report must not fail for want of the data file
+        return CLAIMS
+    by_label: dict[tuple[str, str], list[Any]] = {}
+    for n in pub.values():
+        if n.report_label:
+            by_label.setdefault((n.claim, n.report_label), []).append(n)
+    out = []
+    for c in CLAIMS:
+        nums = []
+        for pn in c.numbers:
+            hits = by_label.get((c.id, pn.label), [])
+            if len(hits) == 1:
+                h = hits[0]
+                # a number replaces a number; a structured phrase ("1 + Poisson(3)") keeps its wording
+                num = isinstance(h.value, (int, float)) and not isinstance(h.value, bool)
+                value = (h.value if not h.approx else h.text) if num and pn.number is not None else pn.value
+                pn = replace(pn, value=value, source=h.source)
+            elif len(hits) == 2 and c.id == "P":
+                pred = next((h for h in hits if h.key.endswith("predictivity")), hits[0])
+                pr = next((h for h in hits if h is not pred), hits[1])
+                pn = replace(pn, value=f"{pred.text} ({pr.text})", source=pred.source)
+            nums.append(pn)
+        out.append(replace(c, numbers=tuple(nums)))
+    return tuple(out)
 
 
 def claim(claim_id: str) -> Claim:

@@ -21,7 +21,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from gridsweep.errors import GridsweepError
+from gridsweep.errors import CorruptFileError, GridsweepError
+from gridsweep.files import atomic_path, load_npz, read_json, read_parquet, write_text_atomic
 from gridsweep.reproduce.presets import Preset
 
 __all__ = ["MANIFEST", "load_manifest", "write_manifest", "load_runs", "trial_configs", "spacing_table",
@@ -43,10 +44,8 @@ def write_manifest(sweep_dir: Path, preset: Preset, base: dict[str, Any], member
     d.mkdir(parents=True, exist_ok=True)
     (d / "spec.yaml").write_text(spec_text)
     path = Path(sweep_dir) / MANIFEST
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"format": 1, "preset": preset.model_dump(mode="json"), "base": base,
-                               "memberships": memberships}, indent=1))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps({"format": 1, "preset": preset.model_dump(mode="json"), "base": base,
+                                        "memberships": memberships}, indent=1), checksum=True)
     return path
 
 
@@ -58,9 +57,9 @@ def load_manifest(sweep_dir: str | Path) -> dict[str, Any]:
         raise ReproductionError(f"{sweep_dir}: not a reproduction sweep directory (no {MANIFEST}); "
                                 "create one with `gridsweep reproduce --preset tiny|quick|full --out DIR`")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ReproductionError(f"{path}: unreadable manifest ({err})") from None
+        return read_json(path)
+    except CorruptFileError as err:
+        raise ReproductionError(f"unreadable manifest: {err}") from None
 
 
 def _store_results(sweep_dir: Path) -> pd.DataFrame:
@@ -86,7 +85,9 @@ def load_runs(sweep_dir: str | Path, results: pd.DataFrame | None = None) -> tup
     if mem.empty:
         raise ReproductionError(f"{sweep_dir}: the manifest lists no trials")
     res = _store_results(sweep_dir) if results is None else results
-    keep = ["trial_id", "status", "seconds", *[m for m in METRICS if m in res.columns]]
+    keep = ["trial_id", "status", "seconds", *[m for m in METRICS if m in res.columns],
+            *[c for c in res.columns if str(c).startswith("nfl_")],  # NFL's scoring protocol (verdicts.PROTOCOLS)
+            *[c for c in ("ensemble_size",) if c in res.columns]]
     runs = mem.merge(res[keep], on="trial_id", how="left") if len(res) else mem.assign(status=None)
     runs["status"] = runs["status"].fillna("missing")
     for m in METRICS:
@@ -111,15 +112,14 @@ def trial_configs(sweep_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 def load_unit_table(trial_dir: str | Path) -> pd.DataFrame | None:
     p = Path(trial_dir) / "analysis" / "units.parquet"
-    return pd.read_parquet(p) if p.exists() else None
+    return read_parquet(p) if p.exists() else None
 
 
 def load_ratemaps(trial_dir: str | Path) -> dict[str, np.ndarray] | None:
     p = Path(trial_dir) / "analysis" / "ratemaps.npz"
     if not p.exists():
         return None
-    with np.load(p) as z:
-        return {k: z[k] for k in z.files}
+    return load_npz(p)
 
 
 # --------------------------------------------------------------------------------------
@@ -128,6 +128,8 @@ def load_ratemaps(trial_dir: str | Path) -> dict[str, np.ndarray] | None:
 UNTRAINED_CACHE = Path("reproduce") / "untrained.csv"
 #: The grid measures of :data:`METRICS` (what an untrained network has too).
 GRID_METRICS = tuple(m for m in METRICS if m not in ("decoding_error_cm", "score_variant"))
+#: The same under NFL's scoring protocol, kept when the scorer returns them.
+GRID_METRICS = GRID_METRICS + tuple("nfl_" + m for m in GRID_METRICS)
 
 
 def untrained_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]], sweep_dir: str | Path,
@@ -160,9 +162,8 @@ def untrained_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]], swee
         say(f"report: scored {len(rows)} untrained networks (the grid criterion's null)")
         cached = pd.concat([cached, pd.DataFrame(rows)], ignore_index=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        cached.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            cached.to_csv(tmp, index=False)
     meta = sel[["trial_id", "group", "condition", "seed"]]
     out = meta.merge(cached.astype({"trial_id": str}), on="trial_id", how="inner")
     out["status"] = "done"

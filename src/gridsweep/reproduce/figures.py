@@ -12,10 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # no backend forced on import: the command line sets MPLBACKEND=Agg
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -34,14 +31,14 @@ from gridsweep.reproduce.verdicts import (  # noqa: E402
     prepare_runs,
 )
 
-__all__ = ["save", "fig_fractions", "fig_survival", "fig_top_ratemaps", "fig_periods", "fig_pct_vs_sigma",
+__all__ = ["save", "fig_summary", "fig_fractions", "fig_survival", "fig_top_ratemaps", "fig_periods", "fig_pct_vs_sigma",
            "fig_theory", "fig_multifield", "fig_dog", "fig_predictivity", "placeholder"]
 
 COLORS = {"cartesian": "#7f7f7f", "cartesian_highdim": "#bcbd22", "polar_highdim": "#17becf", "gaussian": "#2ca02c",
           "dos": "#d62728", "dog_equinorm": "#1f77b4", "dog_unit_integral": "#9467bd", "sod": "#8c564b",
           "homogeneous": "#d62728", "heterogeneous": "#1f77b4", "heterogeneous_mild": "#17becf",
           "multifield_single_scale": "#9467bd", "rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c",
-          "ugrnn": "#ff7f0e"}
+          "ugrnn": "#ff7f0e", "srnn": "#e377c2"}
 
 
 def _label(c: str) -> str:
@@ -83,8 +80,10 @@ def _bars(ax: Any, labels: list[str], ests: list[Estimate], x0: float, width: fl
         ax.bar(i + x0, v, width, yerr=yerr, color=c, alpha=0.85, capsize=3, hatch=hatch,
                edgecolor="k", linewidth=0.5, label=label if i == 0 else None)
         if not e.defined:
-            ax.text(i + x0, 0.02, "n/a", ha="center", fontsize=7, rotation=90)
-        else:
+            # inside the axes, clear of the tick labels and of the neighbouring bar's count
+            ax.text(i + x0, 0.04, "n/a", ha="center", va="bottom", fontsize=6, rotation=90, color="0.35",
+                    clip_on=True)
+        elif v > 0.15:  # counts inside bars tall enough to hold them; the tick labels give every count
             ax.text(i + x0, 0.01, f"n={e.n}", ha="center", va="bottom", fontsize=6, rotation=90, color="w")
 
 
@@ -119,6 +118,63 @@ def _criterion(rules: RuleParams) -> tuple[str, float, str]:
     return col, cut, label
 
 
+VERDICT_COLORS = {"reproduced": "#2e7d32", "not reproduced": "#c62828", "inconclusive": "#616161"}
+
+
+def _short(text: str, width: int = 34) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:2])
+
+
+def fig_summary(claims: Any, results: dict[str, Any], rows_of: Any, max_rows: int = 6) -> Any:
+    """Every claim, one panel each: published numbers (black diamonds) against this run's
+    estimates (dots with 95% intervals); the panel title is the verdict.
+
+    ``rows_of(claim, result)`` gives the comparison rows (:func:`gridsweep.reproduce.report.comparison_rows`);
+    a panel shows the rows with a numeric estimate (those with a published number first).
+    """
+    shown = [c for c in claims if c.id in results]
+    ncol = 2
+    nrow = math.ceil(len(shown) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(12, 2.1 * nrow + 0.8), squeeze=False)
+    for ax in axes.flat[len(shown):]:
+        ax.axis("off")
+    for ax, c in zip(axes.flat, shown):
+        res = results[c.id]
+        rows = [r for r in rows_of(c, res) if r["measured"] is not None and r["measured"].estimate is not None
+                and r["measured"].estimate.defined]
+        rows.sort(key=lambda r: 0 if any(n.number is not None for n in r["paper_numbers"]) else 1)
+        rows = rows[:max_rows][::-1]
+        ax.set_title(f"{c.id}: {res.display}", fontsize=9, color=VERDICT_COLORS.get(res.verdict, "k"), loc="left")
+        if not rows:
+            ax.text(0.5, 0.5, "nothing measured with an interval", ha="center", va="center", fontsize=8,
+                    transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        for y, r in enumerate(rows):
+            e = r["measured"].estimate
+            k = 100.0 if r["measured"].pct else 1.0
+            if e.has_interval:
+                ax.plot([e.lo * k, e.hi * k], [y, y], color=VERDICT_COLORS.get(res.verdict, "C0"), lw=2)
+            ax.plot([e.value * k], [y], "o", color=VERDICT_COLORS.get(res.verdict, "C0"), ms=5,
+                    label="this run (95% interval)" if y == 0 else None)
+            for n in r["paper_numbers"]:
+                if n.number is not None:
+                    ax.plot([n.number], [y], "D", color="k", ms=5, mfc="none" if "~" in str(n.value) else "k",
+                            label="published" if y == 0 else None)
+        ax.set_yticks(range(len(rows)), [_short(r["label"]) for r in rows], fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.margins(x=0.08, y=0.15)
+    handles = [plt.Line2D([], [], marker="o", color="0.3", label="this run (95% interval)"),
+               plt.Line2D([], [], marker="D", color="k", ls="none", label="published")]
+    fig.suptitle("Paper against this run, claim by claim", fontsize=11, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.legend(handles=handles, loc="upper right", fontsize=8, ncol=2, frameon=False)
+    return fig
+
+
 def fig_fractions(df: pd.DataFrame, rules: RuleParams, untrained: pd.DataFrame | None = None) -> Any:
     """R1/R2: fraction of runs with low error and with grid units, per target kind.
 
@@ -135,11 +191,14 @@ def fig_fractions(df: pd.DataFrame, rules: RuleParams, untrained: pd.DataFrame |
                if (u["condition"] == c).any()]
         ax.scatter([i + 0.2 for i, _ in pts], [v for _, v in pts], marker="x", color="0.35", zorder=6, s=40,
                    label=f"untrained networks: P({grid_label(rules)})")
-    ax.set_xticks(range(len(conds)), [_label(c) for c in conds], rotation=20)
+    n_net = [int(df[(df["group"] == "targets") & (df["condition"] == c)]["trial_id"].nunique()) for c in conds]
+    ax.set_xticks(range(len(conds)), [f"{_label(c)}\n({n} networks)" for c, n in zip(conds, n_net)], rotation=20,
+                  ha="right", rotation_mode="anchor", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction of runs")
-    ax.set_title("Path integration and grid units per target kind (95% CI over seeds)", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Path integration and grid units per target kind (95% Wilson intervals over networks)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
     return fig
 
 
@@ -180,6 +239,17 @@ def fig_survival(df: pd.DataFrame, rules: RuleParams, untrained: pd.DataFrame | 
     return fig
 
 
+def _unit_range(m: np.ndarray) -> np.ndarray:
+    """A rate map scaled to its own range (0 = the unit's minimum, 1 = its maximum); NaN stays NaN."""
+    m = np.asarray(m, dtype=float)
+    lo, hi = np.nanmin(m), np.nanmax(m)
+    return (m - lo) / (hi - lo) if np.isfinite(hi - lo) and hi > lo else np.zeros_like(m)
+
+
+def _ratemap_colorbar(fig: Any, im: Any, cax: Any) -> None:
+    fig.colorbar(im, cax=cax, label="activity, scaled per unit\n(0 = its minimum, 1 = its maximum)")
+
+
 def _best_units(trial_dir: str, n: int) -> tuple[list[np.ndarray], list[float], tuple | None]:
     rm = load_ratemaps(trial_dir)
     t = load_unit_table(trial_dir)
@@ -201,7 +271,8 @@ def fig_top_ratemaps(df: pd.DataFrame, group: str = "targets", n: int = 4, title
     conds = _conditions(df, group)
     if not conds:
         return placeholder("Rate maps", f"no runs in group '{group}'")
-    fig, axes = plt.subplots(len(conds), n, figsize=(1.6 * n + 1.4, 1.6 * len(conds) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(conds), n, figsize=(1.6 * n + 2.4, 1.6 * len(conds) + 0.4), squeeze=False)
+    im = None
     for row, c in enumerate(conds):
         sub = df[(df["group"] == group) & (df["condition"] == c) & (df["status"] == "done")]
         # the best run among those that path-integrate, when there are any
@@ -215,16 +286,18 @@ def fig_top_ratemaps(df: pd.DataFrame, group: str = "targets", n: int = 4, title
             ax.set_xticks([])
             ax.set_yticks([])
             if j < len(maps):
-                m = maps[j]
-                ax.imshow(m, origin="lower", extent=ext, cmap="jet", interpolation="nearest")
-                ax.set_title(f"{scores[j]:.2f}", fontsize=7, pad=2)
+                im = ax.imshow(_unit_range(maps[j]), origin="lower", extent=ext, cmap="jet", interpolation="nearest",
+                               vmin=0, vmax=1)
+                ax.set_title(f"score {scores[j]:.2f}", fontsize=7, pad=2)
             else:
                 ax.axis("off")
                 if j == 0:
                     ax.text(0.5, 0.5, "no rate maps", ha="center", va="center", fontsize=7, transform=ax.transAxes)
         axes[row, 0].set_ylabel(_label(c), fontsize=8)
     fig.suptitle(title or "Top units (grid score) of the best run per condition", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.84, 0.97))
+    if im is not None:
+        _ratemap_colorbar(fig, im, fig.add_axes((0.87, 0.15, 0.025, 0.7)))
     return fig
 
 
@@ -266,6 +339,8 @@ def fig_periods(units: pd.DataFrame, table: pd.DataFrame, rules: RuleParams) -> 
                         fontsize=6, xytext=(3, 5), textcoords="offset points")
     ax.set_xlabel("readout width sigma_E, m")
     ax.set_ylabel("period, m")
+    ax.text(0.02, 0.98, "published adjacent-mode ratios: 0.99-1.15 (NFL);\nbrain modules: ~1.4",
+            transform=ax.transAxes, va="top", fontsize=7, color="0.3")
     ax.set_title("Period against sigma", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -383,9 +458,10 @@ def fig_multifield(df: pd.DataFrame, rules: RuleParams) -> Any:
             for s, c in zip(subs, conds)]
     ax.set_xticks(range(len(conds)), [f"{_label(c)}\nerror {e.value:.1f} cm" if e.defined else _label(c)
                                       for c, e in zip(conds, errs)], fontsize=8)
+    ax.axhline(0.0, color="k", lw=0.5)
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7)
-    ax.set_title("Single- vs multi-field place cells (95% CI over seeds)", fontsize=10)
+    ax.set_title("Single- vs multi-field place cells (95% Wilson intervals over networks)", fontsize=10)
     for j, (c, s) in enumerate(zip(conds, subs)):
         ax2 = fig.add_subplot(gs[1, j])
         ax2.set_xticks([])
@@ -393,8 +469,10 @@ def fig_multifield(df: pd.DataFrame, rules: RuleParams) -> Any:
         s = s[s["status"] == "done"].sort_values(SCORE_COL, ascending=False, na_position="last")
         maps, scores, ext = _best_units(s.iloc[0]["trial_dir"], 1) if len(s) else ([], [], None)
         if maps:
-            ax2.imshow(maps[0], origin="lower", extent=ext, cmap="jet", interpolation="nearest")
-            ax2.set_title(f"{_label(c)}: best unit {scores[0]:.2f}", fontsize=7)
+            im = ax2.imshow(_unit_range(maps[0]), origin="lower", extent=ext, cmap="jet", interpolation="nearest",
+                            vmin=0, vmax=1)
+            ax2.set_title(f"{_label(c)}:\nbest unit, score {scores[0]:.2f}", fontsize=7)
+            fig.colorbar(im, ax=ax2, shrink=0.8, pad=0.02, label="scaled activity")
         else:
             ax2.axis("off")
     fig.tight_layout()
@@ -413,7 +491,7 @@ def fig_dog(df: pd.DataFrame, rules: RuleParams) -> Any:
     ax.set_xticks(range(len(conds)), [_label(c) for c in conds])
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7)
-    ax.set_title("Readout normalisation (95% CI over seeds)", fontsize=10)
+    ax.set_title("Readout normalisation (95% Wilson intervals over networks)", fontsize=10)
     if len(amp):
         ax = axes[0, 1]
         ax.scatter(amp["amplitude_ratio"].astype(float), amp[SCORE_COL].astype(float), color="C4", edgecolor="k")
@@ -445,6 +523,9 @@ def fig_predictivity(pred: pd.DataFrame | None) -> Any:
             models = show["role"] == "model"
             show.loc[models, "name"] = show.loc[models, "model"].map(lambda m: ":".join(str(m).split(":")[1:3]))
             plot_predictivity_vs_pr(show, ax=axes[0], title="Trained networks and PR-matched nulls (synthetic MEC)")
+            prs, rs = zip(*NAYEBI_PUBLISHED.values())
+            axes[0].scatter(prs, rs, marker="^", color="k", zorder=6, label="Nayebi et al. 2021 (published)")
+            axes[0].legend(fontsize=7)
         except ImportError as err:
             axes[0].text(0.5, 0.5, f"gridsweep.neural unavailable: {err}", transform=axes[0].transAxes, ha="center")
     ax = axes[1]

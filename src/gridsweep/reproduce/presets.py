@@ -32,12 +32,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gridsweep.config import RunConfig, load_config
-from gridsweep.errors import ConfigError
+from gridsweep.errors import ConfigError, format_validation_error, format_yaml_error
+from gridsweep.presets import REPRODUCE_DIR, list_presets, resolve_config_path, resolve_preset
 
 __all__ = ["Preset", "RuleParams", "PRESET_DIR", "PRESET_NAMES", "load_preset", "resolve_base", "base_config",
            "build_cases", "Membership", "CONDITION_LABELS", "TARGET_KINDS"]
 
-PRESET_DIR = Path(__file__).parent / "presets"
+PRESET_DIR = REPRODUCE_DIR  # the shipped reproduction presets (gridsweep.presets resolves names)
 PRESET_NAMES = ("tiny", "quick", "full")
 
 #: Target conditions of the ``targets`` and ``dog`` groups (kind names, plus the
@@ -54,7 +55,7 @@ CONDITION_LABELS = {
     "homogeneous": "single field (DoS)", "heterogeneous": "multi-field, heterogeneous",
     "heterogeneous_mild": "multi-field, mildly heterogeneous",
     "multifield_single_scale": "multi-field, single scale",
-    "rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "ugrnn": "UGRNN",
+    "rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "ugrnn": "UGRNN", "srnn": "SRNN",
 }
 
 #: NFL's heterogeneous multi-field place cells (SCIENCE.md section 1, R6).
@@ -81,6 +82,13 @@ class RuleParams(_Block):
                     "unit already passes grid_threshold (small networks, coarse maps)")
     unit_threshold: float = Field(0.3, description="per-unit threshold for '% grid units' (R5); one of 0.3, 0.37, 0.8, 1.15")
     min_runs: int = Field(3, ge=1, description="fewest runs per compared condition for a decided verdict")
+    min_networks: int = Field(
+        4, ge=1, description="fewest networks (finished or diverged runs) per compared condition for a verdict of "
+                             "'reproduced' or 'not reproduced'; below it the verdict is 'inconclusive (too few "
+                             "networks)'. Wilson intervals of 0 of n and n of n networks separate from n = 4 on")
+    min_boot_seeds: int = Field(
+        5, ge=2, description="fewest seeds for a seed-bootstrap interval; below it intervals are over networks "
+                             "(t, OLS, order statistics, Fisher z) or undefined, never a degenerate bootstrap")
     min_units: int = Field(5, ge=1, description="fewest grid units per sigma for a period distribution (R3)")
     n_boot: int = Field(2000, ge=100)
     bootstrap_seed: int = Field(0, ge=0)
@@ -134,7 +142,8 @@ class DogGroup(GroupBase):
 
 
 class ArchGroup(GroupBase):
-    cells: list[Literal["rnn", "lstm", "gru", "ugrnn"]] = list(CELLS)
+    cells: list[Literal["rnn", "lstm", "gru", "ugrnn", "srnn"]] = Field(
+        default_factory=lambda: list(CELLS), description="srnn (NFL's VanillaRNN) needs a base of model.family nfl")
 
 
 class PredictivityBlock(_Block):
@@ -178,42 +187,30 @@ class Preset(_Block):
 
 def load_preset(name_or_path: str | Path) -> Preset:
     """A preset by name (``tiny``, ``quick``, ``full``) or from a YAML file."""
-    p = Path(name_or_path)
-    if not p.exists():
-        cand = PRESET_DIR / f"{name_or_path}.yaml"
-        if not cand.exists():
-            raise ConfigError(f"preset {str(name_or_path)!r} is neither a file nor one of {', '.join(PRESET_NAMES)}")
-        p = cand
+    p = resolve_preset(name_or_path, "reproduce")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML ({err})") from None
+        raise ConfigError(f"{p}: not valid YAML: {format_yaml_error(err)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a preset must be a mapping")
     data.setdefault("source", str(p))
     try:
         return Preset.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise ConfigError(f"{p}: {loc}: {msg}") from None
+        raise ConfigError(format_validation_error(err, str(p))) from None
 
 
 def resolve_base(base: str, relative_to: str | Path | None = None) -> Path:
     """Path of a base config: a file (absolute, relative to the preset file or to the
     working directory) or the name of a config shipped in ``gridsweep/configs``."""
-    from gridsweep.cli import PRESET_DIR as CONFIG_DIR
-
-    cands = [Path(base)]
-    if relative_to:
-        cands.append(Path(relative_to).parent / base)
-    cands += [CONFIG_DIR / base, CONFIG_DIR / f"{base}.yaml"]
-    for c in cands:
-        if c.is_file():
-            return c
-    shipped = sorted(q.stem for q in CONFIG_DIR.glob("*.yaml"))
-    raise ConfigError(f"preset base {base!r}: no such file or shipped config (shipped: {', '.join(shipped)})")
+    try:
+        return resolve_config_path(base, relative_to or None)
+    except ConfigError as err:
+        if Path(base).is_dir():
+            raise ConfigError(f"preset base: {err}") from None
+        raise ConfigError(f"preset base {base!r}: no such file or shipped config "
+                          f"(shipped: {', '.join(list_presets('config'))})") from None
 
 
 def base_config(preset: Preset) -> RunConfig:

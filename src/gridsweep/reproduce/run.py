@@ -19,10 +19,11 @@ from typing import Any, Callable
 import yaml
 
 from gridsweep.config import apply_overrides, validate_config
+from gridsweep.files import write_text_atomic
 from gridsweep.reproduce.data import MANIFEST, ReproductionError, load_manifest, write_manifest
 from gridsweep.reproduce.presets import Preset, base_config, build_cases, load_preset
 
-__all__ = ["reproduce", "build_spec", "ReproduceResult", "default_out"]
+__all__ = ["reproduce", "build_spec", "ReproduceResult", "default_out", "environment_record"]
 
 
 @dataclass
@@ -122,7 +123,7 @@ def reproduce(preset: str | Path | Preset, out: str | Path | None = None, *, exe
                     retry_failed=retry_failed, analysis=analysis)
     timing["wall_seconds"] += time.perf_counter() - t0
     timing["calls"] += 1
-    timing_path.write_text(json.dumps(timing))
+    write_text_atomic(timing_path, json.dumps(timing))
     _add_timing(out_dir, timing)
     counts = dict(rep.counts)
     pending = counts.get("pending", 0) + counts.get("running", 0)
@@ -137,14 +138,58 @@ def reproduce(preset: str | Path | Preset, out: str | Path | None = None, *, exe
         r = build_report(out_dir, log=say)
         html, verdicts = r.html, r.verdicts
         timing["wall_seconds"] = timing["wall_seconds"] + r.seconds
-        timing_path.write_text(json.dumps(timing))
+        write_text_atomic(timing_path, json.dumps(timing))
     return ReproduceResult(out_dir, n, rep.interrupted, counts, html, verdicts, time.perf_counter() - t0)
+
+
+def environment_record() -> dict[str, Any]:
+    """What produced a set of numbers: commit, package versions, CPU model or GPU name, torch threads.
+
+    ``commit`` is ``git rev-parse HEAD`` of the checkout holding this package ("unknown"
+    outside a git checkout or without git); versions are those installed (``None`` when
+    absent); ``cpu`` is the ``model name`` of ``/proc/cpuinfo`` (else the platform's
+    processor string); ``gpu`` the CUDA device name, when torch sees one.
+    """
+    import platform
+    import subprocess
+    from importlib import metadata
+
+    rec: dict[str, Any] = {}
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=10)
+        rec["commit"] = out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        rec["commit"] = "unknown"
+    versions = {}
+    for pkg in ("gridsweep", "torch", "numpy", "scipy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    rec["versions"] = versions
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    rec["cpu"] = cpu or platform.processor() or platform.machine() or "unknown"
+    try:
+        import torch
+
+        rec["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        rec["torch_threads"] = int(torch.get_num_threads())
+    except Exception:  # noqa: BLE001 - a record, never a failure
+        rec["gpu"], rec["torch_threads"] = None, None
+    return rec
 
 
 def _add_timing(out_dir: Path, timing: dict[str, Any]) -> None:
     path = out_dir / MANIFEST
-    man = json.loads(path.read_text())
+    man = load_manifest(out_dir)
     man["timing"] = timing
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(man, indent=1))
-    tmp.replace(path)
+    man["environment"] = environment_record()
+    write_text_atomic(path, json.dumps(man, indent=1), checksum=True)

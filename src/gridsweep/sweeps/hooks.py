@@ -5,13 +5,10 @@ strings); ``ensemble`` is the trained :class:`gridsweep.training.Ensemble` still
 memory and ``index`` the network's position in it. Hooks are named by a string so that
 worker processes (local or Ray) can import them:
 
-``auto`` (default)
+``auto`` (default), ``score_run``
     :func:`gridsweep.evaluation.score_run` (decoding error, grid scores of every unit,
-    spacing, ...; writes ``analysis/`` into the trial directory). If the analysis
-    modules cannot be imported yet, the trial is kept with its training metrics and
-    ``analysis = "unavailable: ..."``.
-``score_run``
-    the same, but a failure to import is an error (the trial is recorded ``failed``).
+    spacing, ...; writes ``analysis/`` into the trial directory). ``auto`` is kept as
+    the default's name; the two are the same hook.
 ``scores``
     ``score_run`` without the figures (same metrics, faster).
 ``weight_stats``
@@ -25,17 +22,19 @@ worker processes (local or Ray) can import them:
 from __future__ import annotations
 
 import importlib
-import inspect
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from gridsweep.errors import ConfigError
-from gridsweep.training import Ensemble, write_json_atomic
+from gridsweep.files import write_json_atomic
+from gridsweep.training import Ensemble
 
-__all__ = ["resolve_hook", "score_run_hook", "scores_hook", "auto_hook", "weight_stats", "no_analysis", "HOOKS", "flat_metrics"]
+__all__ = ["HOOKS", "auto_hook", "flat_metrics", "no_analysis", "resolve_hook", "score_run_hook", "scores_hook",
+           "weight_stats"]
 
 Hook = Callable[[Path, Ensemble, int], dict[str, Any]]
 
@@ -50,14 +49,10 @@ def _single(ens: Ensemble, index: int) -> Ensemble:
 
 
 def score_run_hook(run_dir: Path, ens: Ensemble, index: int, **kw: Any) -> dict[str, Any]:
-    """:func:`gridsweep.evaluation.score_run` on network ``index``."""
+    """:func:`gridsweep.evaluation.score_run` on network ``index`` (``kw`` go to it)."""
     from gridsweep.evaluation import score_run
 
-    params = inspect.signature(score_run).parameters
-    kw = {k: v for k, v in kw.items() if k in params}
-    if "index" in params:
-        return score_run(run_dir, ensemble=ens, index=index, **kw)
-    return score_run(run_dir, ensemble=_single(ens, index), **kw)
+    return score_run(run_dir, ensemble=ens, index=index, **kw)
 
 
 def scores_hook(run_dir: Path, ens: Ensemble, index: int) -> dict[str, Any]:
@@ -65,22 +60,8 @@ def scores_hook(run_dir: Path, ens: Ensemble, index: int) -> dict[str, Any]:
     return score_run_hook(run_dir, ens, index, figures=False)
 
 
-_warned: list[str] = []
-
-
-def auto_hook(run_dir: Path, ens: Ensemble, index: int) -> dict[str, Any]:
-    """:func:`score_run_hook`, or training metrics only when the analysis cannot be imported."""
-    try:
-        return score_run_hook(run_dir, ens, index)
-    except ImportError as err:
-        msg = f"unavailable: {type(err).__name__}: {err}"
-        if not _warned:
-            import warnings
-
-            warnings.warn(f"gridsweep.sweeps: grid-score analysis {msg}; trials are recorded with training "
-                          "metrics only (choose --analysis score_run to make this an error)", stacklevel=2)
-            _warned.append(msg)
-        return {"analysis": msg}
+#: The default hook (``--analysis auto``): :func:`score_run_hook`.
+auto_hook: Hook = score_run_hook
 
 
 @torch.no_grad()
@@ -88,7 +69,7 @@ def weight_stats(run_dir: Path, ens: Ensemble, index: int) -> dict[str, Any]:
     """Cheap, deterministic statistics of network ``index``; writes ``analysis/weight_stats.json``."""
     net = _single(ens, index)
     w = [p for p in net.model.recurrent_weights()]
-    norm = float(torch.sqrt(sum((p.double() ** 2).sum() for p in w)))
+    norm = float(torch.sqrt(torch.stack([(p.double() ** 2).sum() for p in w]).sum()))
     gens = [torch.Generator(device=net.device).manual_seed(12345)]
     traj = net.sample(batch=16, gens=gens)
     hidden = net.model.hidden(traj.velocities, net.target.encode(traj.start))

@@ -21,7 +21,7 @@ __all__ = ["Task", "group_key", "network_bytes", "step_cost", "available_memory"
            "plan_tasks", "GATES", "SAFETY"]
 
 #: Gate blocks per cell (pre-activations of Ng each).
-GATES = {"rnn": 1, "gru": 3, "lstm": 4, "ugrnn": 2}
+GATES = {"rnn": 1, "gru": 3, "lstm": 4, "ugrnn": 2, "srnn": 1}
 #: Safety factor on activation memory (autograd intermediates, allocator slack).
 SAFETY = 3.0
 #: Cap on automatically chosen ensemble sizes.

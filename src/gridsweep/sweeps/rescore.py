@@ -5,6 +5,8 @@ hook), :func:`rescore` reloads each finished trial's final checkpoint, runs an a
 hook on it and updates that trial's metric columns in the store. Training metrics,
 status and timing are left as they were; each trial's update is its own transaction,
 so an interrupted rescore keeps what it finished and can simply be run again.
+A trial whose checkpoint cannot be read (missing, corrupt, diverged) or whose analysis
+raises is recorded ``failed`` with the reason, and the rescore goes on with the next.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def rescore(sweep_dir: str | Path, analysis: str | Callable = "scores", *, ids: 
     Returns
     -------
     dict
-        ``{"rescored": [trial ids], "metrics": sorted metric names written}``.
+        ``{"rescored": [trial ids], "failed": {trial id: reason}, "metrics": sorted metric
+        names written}``.
 
     Raises
     ------
@@ -61,10 +64,30 @@ def rescore(sweep_dir: str | Path, analysis: str | Callable = "scores", *, ids: 
                 raise StoreError(f"rescore: only finished ('done') trials have weights to analyse; not: {', '.join(bad)}")
             todo = list(ids)
         names: set[str] = set()
+        done: list[str] = []
+        failed: dict[str, str] = {}
         for tid in tqdm(todo, desc=f"rescore {sweep_dir.name}", unit="trial", disable=not progress):
             run_dir = store.trial_dir(tid)
-            metrics = flat_metrics(hook(run_dir, load_run(run_dir), 0))
+            try:
+                metrics = flat_metrics(hook(run_dir, load_run(run_dir), 0))
+            except Exception as exc:  # noqa: BLE001 - recorded; the rescore goes on
+                reason = f"rescore: {type(exc).__name__}: {exc}"
+                failed[tid] = reason
+                _mark_done_failed(store, tid, reason)
+                say(f"{tid}: failed ({reason})")
+                continue
             store.update_metrics(tid, metrics)
             names.update(metrics)
-        say(f"rescored {len(todo)} trial(s) of {sweep_dir} with {getattr(hook, '__name__', hook)}")
-    return {"rescored": todo, "metrics": sorted(names)}
+            done.append(tid)
+        say(f"rescored {len(done)} trial(s) of {sweep_dir} with {getattr(hook, '__name__', hook)}"
+            + (f"; {len(failed)} failed" if failed else ""))
+    return {"rescored": done, "failed": failed, "metrics": sorted(names)}
+
+
+def _mark_done_failed(store: Any, trial_id: str, reason: str) -> None:
+    """Record a finished trial whose weights cannot be analysed as ``failed`` with ``reason`` (one transaction)."""
+    from gridsweep.sweeps.worker import MAX_ERROR_CHARS
+
+    with store.transaction():
+        store.conn.execute("UPDATE trials SET status='failed', error=? WHERE trial_id=? AND status='done'",
+                           [reason[:MAX_ERROR_CHARS], trial_id])

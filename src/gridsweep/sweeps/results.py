@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gridsweep.errors import StoreError
+from gridsweep.files import atomic_path
 from gridsweep.sweeps.store import METRIC_PREFIX, TrialStore
 
 __all__ = ["load_results", "export_results", "summarise", "sweep_status", "score_column", "flatten",
@@ -77,7 +78,14 @@ def export_results(sweep_dir: str | Path, to: str | Path) -> Path:
     to = Path(to)
     df = load_results(sweep_dir)
     to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = to.with_name(to.name + ".tmp")
+    if to.suffix not in (".parquet", ".csv"):
+        raise StoreError(f"--to {to}: expected a .parquet or .csv file")
+    with atomic_path(to, checksum=True) as tmp:
+        _write_table(df, to, tmp)
+    return to
+
+
+def _write_table(df: pd.DataFrame, to: Path, tmp: Path) -> None:
     if to.suffix == ".parquet":
         obj = [c for c in df.columns if df[c].dtype == object]
         for c in obj:  # one type per column for parquet: mixed columns as strings
@@ -89,8 +97,6 @@ def export_results(sweep_dir: str | Path, to: str | Path) -> Path:
         df.to_csv(tmp, index=False)
     else:
         raise StoreError(f"--to {to}: expected a .parquet or .csv file")
-    tmp.replace(to)
-    return to
 
 
 def score_column(df: pd.DataFrame, variant: str | None = None) -> str | None:

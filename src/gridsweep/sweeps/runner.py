@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gridsweep.errors import ConfigError
+from gridsweep.files import write_text_atomic
 from gridsweep.sweeps.executors import DEFAULT_WORKER, WorkerDied, make_executor
 from gridsweep.sweeps.planning import group_key, memory_budget, plan_tasks
-from gridsweep.sweeps.spec import SweepSpec, load_spec
+from gridsweep.sweeps.spec import SpecError, SweepSpec, load_spec
 from gridsweep.sweeps.store import SweepLock, TrialStore
 
 __all__ = ["run_sweep", "SweepReport", "default_out_dir"]
@@ -54,12 +55,6 @@ def default_out_dir(spec: SweepSpec) -> Path:
 
 class _Interrupt(KeyboardInterrupt):
     pass
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, *, executor: str = "local",
@@ -105,7 +100,13 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, *, ex
         raise ConfigError(f"--ensemble-size must be >= 1 (got {ensemble_size})")
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise ConfigError(f"--device {device!r}: expected cpu or cuda")
-    trials = spec.expand()
+    # A W&B random search without run_cap runs until stopped: each call draws max_trials
+    # more trials from its seeded stream (the store says how many were drawn before).
+    open_ended = spec.needs_count
+    if open_ended and not max_trials:
+        raise ConfigError(f"{spec.source}: a W&B random search without run_cap runs until stopped; start it with "
+                          "--max-trials N (each run draws and trains N more trials)")
+    trials = [] if open_ended else _nonempty(spec)
     keys = {t.trial_id: group_key(t.config) for t in trials}
     out_dir = Path(out) if out is not None else default_out_dir(spec)
     lock = SweepLock(out_dir).acquire()
@@ -113,8 +114,12 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, *, ex
     ex = None
     try:
         store = TrialStore(out_dir)
+        if open_ended:
+            spec = spec.with_trials(sum(store.counts().values()) + int(max_trials or 0))
+            trials = _nonempty(spec)
+            keys = {t.trial_id: group_key(t.config) for t in trials}
         (out_dir / "trials").mkdir(exist_ok=True)
-        _write_text_atomic(out_dir / "spec.yaml", spec.text or "")
+        write_text_atomic(out_dir / "spec.yaml", spec.text or "")
         n_new = store.add_trials({"trial_id": t.trial_id, "config": t.config.to_dict(), "params": t.params,
                                   "ensemble_key": keys[t.trial_id], "spec_index": t.index} for t in trials)
         n_requeued = store.requeue(("running",))
@@ -156,6 +161,14 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, *, ex
         if store is not None:
             store.close()
         lock.release()
+
+
+def _nonempty(spec: SweepSpec) -> list:
+    """The spec's trials; a SpecError when every point was skipped (nothing gridsweep can train)."""
+    trials = spec.expand()
+    if not trials:
+        raise SpecError(f"{spec.source}:1: nothing to train: {spec.skipped_summary()}")
+    return trials
 
 
 def _execute(store: TrialStore, ex: Any, tasks: list, report: SweepReport, max_attempts: int, progress: bool,

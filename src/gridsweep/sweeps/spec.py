@@ -34,174 +34,37 @@ Every error (unknown parameter, empty grid, wrong type, invalid resulting config
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import math
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from gridsweep.config import RunConfig, apply_overrides
-from gridsweep.errors import ConfigError
-
-__all__ = ["SpecError", "Param", "Trial", "SweepSpec", "load_spec", "parse_spec", "expand", "check_key"]
-
-
-class SpecError(ConfigError):
-    """An invalid sweep spec; the message starts with ``file:line:``."""
-
-
-# --------------------------------------------------------------------------------------
-# YAML with line numbers
-# --------------------------------------------------------------------------------------
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-4`` (no dot) as a float, as YAML 1.2 does."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+from gridsweep.errors import format_validation_error, validation_error_loc
+from gridsweep.sweeps.specfile import (  # shared with wandb_spec; re-exported here
+    Param,
+    SkipPoint,
+    SpecError,
+    YamlDoc,
+    check_key,
+    load_base,
+    load_yaml,
+    parse_seeds,
 )
 
-Path_ = tuple  # a path into the document: keys (str) and list indices (int)
-
-
-@dataclass
-class YamlDoc:
-    """A parsed YAML document and the 1-based line of every key and list item."""
-
-    data: Any
-    lines: dict[tuple, int]
-    source: str
-
-    def line(self, *path: Any, default: int | None = None) -> int:
-        p = tuple(path)
-        while p:
-            if p in self.lines:
-                return self.lines[p]
-            p = p[:-1]
-        return self.lines.get((), default or 1)
-
-    def where(self, *path: Any) -> str:
-        return f"{self.source}:{self.line(*path)}"
-
-
-def load_yaml(text: str, source: str) -> YamlDoc:
-    """Parse YAML text, recording line numbers (raises SpecError on a syntax error)."""
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise SpecError(f"{source}:{line}: not valid YAML ({getattr(err, 'problem', err)})") from None
-    if node is None:
-        return YamlDoc(None, {(): 1}, source)
-    loader = _Loader("")
-    data = loader.construct_document(node)
-    lines: dict[tuple, int] = {}
-
-    def walk(n: yaml.Node, path: tuple) -> None:
-        lines.setdefault(path, n.start_mark.line + 1)
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
-                lines[path + (key,)] = k.start_mark.line + 1
-                walk(v, path + (key,))
-        elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
-                lines[path + (i,)] = item.start_mark.line + 1
-                walk(item, path + (i,))
-
-    walk(node, ())
-    return YamlDoc(data, lines, source)
-
-
-# --------------------------------------------------------------------------------------
-# config-field introspection
-# --------------------------------------------------------------------------------------
-def _section_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                return arg
-    return None
-
-
-def _field_kind(annotation: Any) -> str:
-    """'int', 'float' or 'other' for a (possibly Optional) field annotation."""
-    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
-    args = tuple(a for a in args if a is not type(None))
-    if args == (int,):
-        return "int"
-    if args == (float,):
-        return "float"
-    return "other"
-
-
-def check_key(dotted: str) -> tuple[bool, str]:
-    """Whether ``dotted`` names a RunConfig field; returns (ok, reason-or-kind).
-
-    On success the second item is ``'int'``, ``'float'``, ``'other'`` or ``'section'``.
-    """
-    model: type[BaseModel] = RunConfig
-    parts = dotted.split(".")
-    for i, part in enumerate(parts):
-        fields = model.model_fields
-        if part not in fields:
-            where = ".".join(parts[:i]) or "the top level"
-            close = difflib.get_close_matches(part, list(fields), n=1)
-            hint = f"; did you mean '{'.'.join(parts[:i] + [close[0]])}'?" if close else ""
-            return False, f"no field '{part}' in {where}{hint}"
-        ann = fields[part].annotation
-        sub = _section_model(ann)
-        if i == len(parts) - 1:
-            return True, "section" if sub is not None else _field_kind(ann)
-        if sub is None:
-            return False, f"'{'.'.join(parts[: i + 1])}' is a value, not a section"
-        model = sub
-    return True, "other"  # pragma: no cover
-
+__all__ = ["SpecError", "Param", "Trial", "SweepSpec", "load_spec", "parse_spec", "expand", "check_key",
+           "SkipPoint", "YamlDoc", "load_yaml"]
 
 # --------------------------------------------------------------------------------------
 # spec objects
 # --------------------------------------------------------------------------------------
-@dataclass
-class Param:
-    """One swept parameter: explicit values (grid, cases) or a distribution (random)."""
-
-    key: str  # dotted RunConfig key
-    line: int
-    values: list[Any] | None = None
-    value_lines: list[int] = field(default_factory=list)
-    dist: str | None = None  # "uniform" | "log_uniform" | "int_uniform" | "choice"
-    low: float | None = None
-    high: float | None = None
-    label: str = ""  # the name as written (a W&B name, or the dotted key)
-    transform: Callable[[Any], Any] | None = None  # value translation (W&B names)
-
-    def sample(self, u: float) -> Any:
-        """Map a uniform draw u in [0, 1) to a value."""
-        if self.dist == "choice":
-            assert self.values is not None
-            return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
-        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
-        if self.dist == "int_uniform":
-            return int(min(math.floor(lo + u * (hi - lo + 1)), hi))
-        if self.dist == "log_uniform":
-            return float(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
-        return float(lo + u * (hi - lo))
-
-
 @dataclass
 class Trial:
     """One resolved point of a sweep."""
@@ -234,19 +97,62 @@ class SweepSpec:
     run_cap: int | None = None
     run_cap_line: int = 1
     derived: list[Callable[[dict[str, Any]], dict[str, Any]]] = field(default_factory=list)
+    #: line blamed for a derived key (the flag it comes from); default: the base line
+    derived_lines: dict[str, int] = field(default_factory=dict)
     text: str = ""
     description: str = ""
+    #: W&B random search: draw until ``run_cap`` distinct trials (skipped points do not count)
+    random_distinct: bool = False
+    #: W&B random search without run_cap: runs until stopped, so the number of trials is
+    #: stated when it runs (:meth:`with_trials`, ``--max-trials`` / ``--trials``)
+    open_ended: bool = False
+    method_line: int = 1
+    #: after :meth:`expand`: points not trained, by reason (each point x seed counts once)
+    skipped: dict[str, int] = field(default_factory=dict)
+    #: after :meth:`expand`: points that resolved to a config already in the sweep
+    n_duplicates: int = 0
     _trials: list[Trial] | None = field(default=None, repr=False)
 
     def expand(self) -> list[Trial]:
         """The validated, de-duplicated trials (cached)."""
         if self._trials is None:
+            if self.needs_count:
+                raise SpecError(
+                    f"{self.source}:{self.method_line}: method 'random' without run_cap runs until stopped (as in "
+                    "W&B); state how many trials to draw: `gridsweep sweep expand FILE --trials N`, "
+                    "`gridsweep sweep run FILE --max-trials N`, or add `run_cap: N` to the file")
             self._trials = _expand(self)
         return self._trials
 
     @property
+    def needs_count(self) -> bool:
+        """True for an open-ended random search whose number of trials is not stated yet."""
+        return self.open_ended and self.run_cap is None
+
+    def with_trials(self, n: int) -> "SweepSpec":
+        """A copy of a random search that draws ``n`` trials (the first ``n`` of its seeded stream).
+
+        The draws are a prefix-stable stream: the trials of ``with_trials(n)`` are the
+        first ``n`` of ``with_trials(m)`` for every ``m >= n``.
+        """
+        if not self.random_distinct:
+            raise SpecError(f"{self.source}:{self.method_line}: only a W&B random search takes a number of trials")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise SpecError(f"{self.source}:{self.method_line}: the number of trials must be a positive integer "
+                            f"(got {n!r})")
+        return dataclasses.replace(self, run_cap=n, skipped={}, n_duplicates=0, _trials=None)
+
+    @property
     def size(self) -> int:
         return len(self.expand())
+
+    def skipped_summary(self) -> str:
+        """One line: how many points were not trained and why ('' when none)."""
+        if not self.skipped:
+            return ""
+        total = sum(self.skipped.values())
+        reasons = "; ".join(f"{n} x {why}" for why, n in self.skipped.items())
+        return f"{total} point(s) skipped: {reasons}"
 
 
 # --------------------------------------------------------------------------------------
@@ -431,44 +337,6 @@ def _parse_cases(block: Any, doc: YamlDoc) -> list[tuple[dict[str, Any], dict[st
     return out
 
 
-def _parse_seeds(value: Any, doc: YamlDoc) -> list[int]:
-    where = doc.where("seeds")
-    if isinstance(value, bool):
-        raise SpecError(f"{where}: seeds must be a list of integers or a count (got {value!r})")
-    if isinstance(value, int):
-        if value < 1:
-            raise SpecError(f"{where}: a seed count must be >= 1 (got {value})")
-        return list(range(value))
-    if isinstance(value, list) and value:
-        for i, s in enumerate(value):
-            if not isinstance(s, int) or isinstance(s, bool) or s < 0:
-                raise SpecError(f"{doc.where('seeds', i)}: seeds must be non-negative integers (got {s!r})")
-        if len(set(value)) != len(value):
-            raise SpecError(f"{where}: seeds has duplicates {value}")
-        return list(value)
-    raise SpecError(f"{where}: seeds must be a non-empty list of integers or a count (got {value!r})")
-
-
-def _load_base(value: Any, doc: YamlDoc, spec_path: Path | None) -> tuple[dict[str, Any], YamlDoc | None]:
-    if value is None:
-        return {}, None
-    if isinstance(value, dict):
-        return value, None
-    if isinstance(value, str):
-        root = spec_path.parent if spec_path is not None else Path.cwd()
-        path = (root / value).resolve() if not Path(value).is_absolute() else Path(value)
-        if not path.exists():
-            raise SpecError(f"{doc.where('base')}: base config {value!r} not found (looked for {path})")
-        bdoc = load_yaml(path.read_text(), str(path))
-        if bdoc.data is None:
-            return {}, bdoc
-        if not isinstance(bdoc.data, dict):
-            raise SpecError(f"{bdoc.source}:1: a base config must be a mapping of sections")
-        return bdoc.data, bdoc
-    raise SpecError(f"{doc.where('base')}: base must be a mapping of config sections or a path to a config "
-                    f"YAML (got {type(value).__name__})")
-
-
 def parse_spec(text: str, source: str = "<spec>", path: Path | None = None,
                name_default: str | None = None) -> SweepSpec:
     """Parse spec text (gridsweep or W&B format) into a :class:`SweepSpec`.
@@ -497,7 +365,7 @@ def parse_spec(text: str, source: str = "<spec>", path: Path | None = None,
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name or ""):
         raise SpecError(f"{doc.where('name')}: name must be a simple identifier "
                         f"(letters, digits, '_', '-', '.'; got {name!r})")
-    base, bdoc = _load_base(data.get("base"), doc, path)
+    base, bdoc = load_base(data.get("base"), doc, path)
     if "grid" in data and data["grid"] is None:
         raise SpecError(f"{doc.where('grid')}: grid is empty; list parameters or remove it")
     grid = _parse_grid(data.get("grid"), doc)
@@ -520,7 +388,7 @@ def parse_spec(text: str, source: str = "<spec>", path: Path | None = None,
     if "seeds" in data:
         if seed_swept:
             raise SpecError(f"{doc.where('seeds')}: 'seed' is swept in grid/random/cases and also set by seeds:")
-        seeds = _parse_seeds(data["seeds"], doc)
+        seeds = parse_seeds(data["seeds"], doc)
     else:
         seeds = None if seed_swept else [int(base.get("seed", 0)) if isinstance(base.get("seed", 0), int) else 0]
     desc = data.get("description", "")
@@ -541,18 +409,31 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 
 def _check_expandable(spec: SweepSpec) -> None:
-    spec.expand()
+    if not spec.needs_count:  # an open-ended random search is expanded once its size is stated
+        spec.expand()
 
 
 # --------------------------------------------------------------------------------------
 # expansion
 # --------------------------------------------------------------------------------------
-def _random_samples(spec: SweepSpec) -> list[list[tuple[Param, Any]]]:
+def _random_samples(spec: SweepSpec) -> Iterator[list[tuple[Param, Any]]]:
+    """Draws from ``default_rng(random_seed)``, one row of uniforms per sample.
+
+    Row by row is the same stream as one ``rng.random((n, P))`` call, so a longer run of
+    a random search starts with the samples of a shorter one. Native specs take
+    ``random.n`` rows; a W&B random search (``random_distinct``) draws until it has
+    ``run_cap`` trials, giving up after ``100 * run_cap + 1000`` draws (a small space).
+    """
     if not spec.random:
-        return [[]]
+        yield []
+        return
     rng = np.random.default_rng(spec.random_seed)
-    u = rng.random((spec.random_n, len(spec.random)))
-    return [[(p, p.sample(float(u[i, j]))) for j, p in enumerate(spec.random)] for i in range(spec.random_n)]
+    limit = spec.random_n
+    if spec.random_distinct:
+        limit = 100 * int(spec.run_cap or 0) + 1000
+    for _ in range(limit):
+        u = rng.random(len(spec.random))
+        yield [(p, p.sample(float(u[j]))) for j, p in enumerate(spec.random)]
 
 
 def _apply(base: dict[str, Any], assigned: list[tuple[str, Any, int, str]]) -> dict[str, Any]:
@@ -585,7 +466,7 @@ def _base_error_loc(spec: SweepSpec) -> str | None:
     try:
         RunConfig.model_validate(spec.base)
     except ValidationError as err:
-        return ".".join(str(p) for p in err.errors()[0]["loc"] if not isinstance(p, int))
+        return validation_error_loc(err)
     return None
 
 
@@ -593,26 +474,25 @@ def _validate(data: dict[str, Any], assigned: list[tuple[str, Any, int, str]], s
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or ""
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        loc = validation_error_loc(err)
         vals = ", ".join(f"{label}={v!r}" for _, v, _, label in assigned if label) or "base config"
         where = _blame(loc, assigned, spec)
-        raise SpecError(f"{where}: invalid resulting config at {loc or '(top level)'}: {msg} "
+        raise SpecError(f"{where}: invalid resulting config at {format_validation_error(err)} "
                         f"(trial with {vals})") from None
 
 
 def _expand(spec: SweepSpec) -> list[Trial]:
     cases = spec.cases or [({}, {})]
     grid_iter = list(itertools.product(*[list(zip(p.values, p.value_lines)) for p in spec.grid]))  # type: ignore[arg-type]
-    samples = _random_samples(spec)
     seeds: list[int | None] = list(spec.seeds) if spec.seeds is not None else [None]
     trials: list[Trial] = []
     seen: set[str] = set()
     index = 0
+    spec.skipped = {}
+    spec.n_duplicates = 0
     for case, case_lines in cases:
         for point in grid_iter:
-            for sample in samples:
+            for sample in _random_samples(spec):
                 assigned: list[tuple[str, Any, int, str]] = [
                     (k, v, spec.fixed[1].get(k, spec.base_line), "") for k, v in spec.fixed[0].items()]
                 for k, v in case.items():
@@ -623,14 +503,19 @@ def _expand(spec: SweepSpec) -> list[Trial]:
                     assigned.append((p.key, p.transform(v) if p.transform else v, p.line, p.label or p.key))
                 if spec.derived:
                     raw = {label: v for _, v, _, label in assigned}
-                    for rule in spec.derived:
-                        for k, v in rule(raw).items():
-                            assigned.append((k, v, spec.base_line, ""))
+                    try:
+                        for rule in spec.derived:
+                            for k, v in rule(raw).items():
+                                assigned.append((k, v, spec.derived_lines.get(k, spec.base_line), ""))
+                    except SkipPoint as why:
+                        spec.skipped[str(why)] = spec.skipped.get(str(why), 0) + len(seeds)
+                        continue
                 for seed in seeds:
                     full = assigned if seed is None else assigned + [("seed", seed, spec.seeds_line, "seed")]
                     cfg = _validate(_apply(spec.base, full), full, spec)
                     tid = cfg.hash()
                     if tid in seen:
+                        spec.n_duplicates += 1
                         continue
                     seen.add(tid)
                     params = {(k or label): v for k, v, _, label in full}
@@ -638,7 +523,7 @@ def _expand(spec: SweepSpec) -> list[Trial]:
                     index += 1
                     if spec.run_cap is not None and len(trials) >= spec.run_cap:
                         return trials
-    if not trials:
+    if not trials and not spec.skipped:
         raise SpecError(f"{spec.source}:1: the spec expands to no trials")
     return trials
 

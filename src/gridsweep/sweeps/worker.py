@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["run_group", "prepare_checkpoints", "noop_group", "init_worker"]
+__all__ = ["run_group", "prepare_checkpoints", "noop_group", "init_worker", "CheckpointDiscardedWarning"]
 
 MAX_ERROR_CHARS = 4000
 
@@ -32,8 +32,14 @@ def prepare_checkpoints(trial_dirs: Sequence[Path]) -> int | None:
 
     ``train_ensemble`` resumes only when every network has a checkpoint at the same step;
     otherwise the group starts fresh, so leftover checkpoints are removed first.
+    Checkpoints are verified (sha256 sidecar) and read without executing code
+    (:func:`gridsweep.files.load_torch`); a corrupt one is reported with a
+    :class:`CheckpointDiscardedWarning` naming the file and the group retrains.
     """
-    import torch
+    import warnings
+
+    from gridsweep.errors import GridsweepError
+    from gridsweep.files import load_torch
 
     steps: list[int | None] = []
     for d in trial_dirs:
@@ -42,17 +48,23 @@ def prepare_checkpoints(trial_dirs: Sequence[Path]) -> int | None:
             steps.append(None)
             continue
         try:
-            steps.append(int(torch.load(ck, map_location="cpu", weights_only=False, mmap=True)["step"]))
-        except Exception:  # unreadable: treat as missing
+            steps.append(int(load_torch(ck)["step"]))
+        except (GridsweepError, KeyError, TypeError, ValueError) as exc:  # unreadable: retrain from scratch
+            warnings.warn(f"{ck}: discarded, the trial restarts from step 0 ({exc})", CheckpointDiscardedWarning,
+                          stacklevel=2)
             steps.append(None)
     if steps and None not in steps and len(set(steps)) == 1:
         return steps[0]
     for d in trial_dirs:
-        for name in ("last.pt", "last.pt.tmp"):
-            f = Path(d) / "checkpoints" / name
+        ckdir = Path(d) / "checkpoints"
+        for f in [ckdir / "last.pt", ckdir / "last.pt.sha256", ckdir / "last.pt.tmp", *ckdir.glob(".last*.tmp*")]:
             if f.exists():
                 f.unlink()
     return None
+
+
+class CheckpointDiscardedWarning(UserWarning):
+    """A trial's checkpoint was unreadable or corrupt and was deleted; the trial retrains."""
 
 
 def _set_threads(threads: int | None) -> None:

@@ -1,6 +1,6 @@
 """Theory of grid emergence: readout covariance spectra, predicted spacing, pattern formation.
 
-The study's explanation (SCIENCE.md section 5): the spatial covariance of the readout
+The study's explanation (docs/science.md section 5): the spatial covariance of the readout
 targets is the interaction kernel of a pattern-forming system, and a periodic (Turing)
 pattern appears only when its Fourier spectrum peaks on a ring at ``k* > 2 pi / L``; a
 hexagonal lattice at wave number ``k*`` has spacing ``4 pi / (sqrt(3) k*)``.

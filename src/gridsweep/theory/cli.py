@@ -20,20 +20,16 @@ from typing import Any, List, Optional
 import numpy as np
 import typer
 
-from gridsweep.errors import GridsweepError
+from gridsweep.cli import EdgeGroup, check_out_dir
+from gridsweep.errors import ConfigError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(cls=EdgeGroup, no_args_is_help=True, add_completion=False,
                   help="Readout-covariance theory: predicted spacing, phase diagrams, pattern formation.")
 
 
 @app.callback()
 def _main() -> None:
     """Readout-covariance theory: predicted spacing, phase diagrams, pattern formation."""
-
-
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(code=2)
 
 
 def _resolve(arg: str) -> tuple[list[Any], list[Path]]:
@@ -53,9 +49,7 @@ def _resolve(arg: str) -> tuple[list[Any], list[Path]]:
                 seen.add(key)
                 configs.append(cfg)
         return configs, (runs if not (p / "config.yaml").is_file() else [])
-    from gridsweep.cli import resolve_config_path
-
-    return [load_config(resolve_config_path(arg))], []
+    return [load_config(arg)], []  # a file or a shipped preset name (gridsweep.presets)
 
 
 def _save(fig, path: Path) -> None:
@@ -121,53 +115,51 @@ def predict_cmd(
                                               "(repeat the option for several)"),
     threshold: float = typer.Option(0.8, help="grid-score threshold (deepmind_minmax) for measured spacing"),
     simulate: bool = typer.Option(True, help="run the pattern-formation simulations (with --out)"),
-    units: int = typer.Option(4, help="simulated units"),
+    units: int = typer.Option(4, min=1, help="simulated units"),
     seed: int = typer.Option(0, help="seed of the simulated patterns' initial maps"),
-    resolution: Optional[float] = typer.Option(None, help="grid step (m) for the numerical spectrum"),
+    resolution: Optional[float] = typer.Option(None, show_default="automatic",
+                                               help="grid step (m) for the numerical spectrum"),
 ) -> None:
     """Predict the grid spacing of a config's readout targets; optionally compare with trained runs."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from gridsweep.theory.compare import collect_runs, plot_predicted_vs_measured, summarise_by_sigma
     from gridsweep.theory.predict import predict
 
-    try:
-        configs, found_runs = _resolve(config_or_run)
+    if resolution is not None and not resolution > 0:
+        raise ConfigError(f"--resolution {resolution}: must be a grid step > 0 (metres)")
+    configs, found_runs = _resolve(config_or_run)
+    if out is not None:
+        check_out_dir(out)
+        out.mkdir(parents=True, exist_ok=True)
+    preds = []
+    for i, cfg in enumerate(configs):
+        p = predict(cfg, resolution=resolution)
+        preds.append(p)
+        if len(configs) > 1:
+            typer.echo(f"[{i + 1}/{len(configs)}] {cfg.name}")
+        typer.echo(p.summary())
+    if out is not None and configs:
+        if len(configs) > 1:
+            typer.echo(f"figures for the first setting ({configs[0].name}):")
+        _figures(configs[0], preds[0], out, seed, units, simulate)
+        payload = [dict(name=c.name, **p.to_dict()) for c, p in zip(configs, preds)]
+        (out / "prediction.json").write_text(json.dumps(payload if len(payload) > 1 else payload[0],
+                                                        indent=2, default=_json_default))
+        typer.echo(f"  wrote {out / 'prediction.json'}")
+    compare_paths = list(runs or []) or found_runs
+    if compare_paths:
+        table = collect_runs(compare_paths, threshold=threshold)
+        if table.empty:
+            typer.echo("no scored runs (analysis/units.parquet) to compare with")
+            return
+        summary = summarise_by_sigma(table)
+        typer.echo(f"\ntheory vs networks ({len(table)} runs; measured = median spacing of units with "
+                   f"score60_deepmind_minmax > {threshold:g}):")
+        typer.echo(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-        preds = []
-        for i, cfg in enumerate(configs):
-            p = predict(cfg, resolution=resolution)
-            preds.append(p)
-            if len(configs) > 1:
-                typer.echo(f"[{i + 1}/{len(configs)}] {cfg.name}")
-            typer.echo(p.summary())
-        if out is not None and configs:
-            if len(configs) > 1:
-                typer.echo(f"figures for the first setting ({configs[0].name}):")
-            _figures(configs[0], preds[0], out, seed, units, simulate)
-            payload = [dict(name=c.name, **p.to_dict()) for c, p in zip(configs, preds)]
-            (out / "prediction.json").write_text(json.dumps(payload if len(payload) > 1 else payload[0],
-                                                            indent=2, default=_json_default))
-            typer.echo(f"  wrote {out / 'prediction.json'}")
-        compare_paths = list(runs or []) or found_runs
-        if compare_paths:
-            table = collect_runs(compare_paths, threshold=threshold)
-            if table.empty:
-                typer.echo("no scored runs (analysis/units.parquet) to compare with")
-                return
-            summary = summarise_by_sigma(table)
-            typer.echo(f"\ntheory vs networks ({len(table)} runs; measured = median spacing of units with "
-                       f"score60_deepmind_minmax > {threshold:g}):")
-            typer.echo(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-            if out is not None:
-                table.to_csv(out / "comparison.csv", index=False)
-                typer.echo(f"  wrote {out / 'comparison.csv'}")
-                fig, _ = plot_predicted_vs_measured(table, summary=summary)
-                _save(fig, out / "predicted_vs_measured.png")
-    except GridsweepError as err:
-        _fail(err)
+            table.to_csv(out / "comparison.csv", index=False)
+            typer.echo(f"  wrote {out / 'comparison.csv'}")
+            fig, _ = plot_predicted_vs_measured(table, summary=summary)
+            _save(fig, out / "predicted_vs_measured.png")
 
 
 def _json_default(v: Any) -> Any:

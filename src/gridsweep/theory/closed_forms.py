@@ -5,7 +5,7 @@ For place-cell targets whose centres tile the plane uniformly, the covariance
 spectrum is ``rho |p~(k)|^2`` (rho the density of centres), where ``p~`` is the 2-D
 Fourier transform of one cell's tuning curve ``f(d)``. The closed forms below give
 ``p~(k)`` up to a constant factor, its extremum ``k*`` and the ring height relative to
-``k = 0``. They are the idealisations of SCIENCE.md section 5; the numerical spectrum of
+``k = 0``. They are the idealisations of docs/science.md section 5; the numerical spectrum of
 :mod:`gridsweep.theory.spectrum` is computed from the actual targets (softmax across
 cells, random centres, finite box) and is what :func:`gridsweep.theory.predict` reports
 first.
@@ -86,7 +86,7 @@ def min_ring_k(box_size: float) -> float:
 
 def sigma_i_from_ratio(sigma_e: float | np.ndarray, ratio: float | np.ndarray,
                        convention: str) -> float | np.ndarray:
-    """Surround width from a surround ratio under a named convention (SCIENCE.md section 3).
+    """Surround width from a surround ratio under a named convention (docs/science.md section 3).
 
     ``convention="width"`` (NFL): ``sigma_I = s sigma_E``; ``"variance"`` (Sorscher):
     ``sigma_I = sqrt(s) sigma_E``.
@@ -275,7 +275,7 @@ def closed_form(kind: str, sigma_e: float = 0.12, sigma_i: float | None = None, 
 
     Notes
     -----
-    SCIENCE.md section 5; see the module docstring for the derivations.
+    docs/science.md section 5; see the module docstring for the derivations.
     """
     if kind not in CLOSED_FORMS:
         raise ConfigError(f"kind={kind!r}: no closed form; allowed: {sorted(CLOSED_FORMS)}")

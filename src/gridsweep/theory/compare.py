@@ -7,7 +7,7 @@ exceeds a threshold (default 0.8 in the ``deepmind_minmax`` variant, NFL's conve
 the same rule as ``gridsweep.evaluation.summary_metrics``); the *predicted* spacing is
 ``4 pi / (sqrt(3) k*)`` from the numerical spectrum of that run's own targets (its seed's
 centres), with the closed form alongside. Runs are then grouped by target setting
-(kind, sigma_E, sigma_I) to compare the theory with claim R3 of SCIENCE.md (period set
+(kind, sigma_E, sigma_I) to compare the theory with claim R3 of docs/science.md (period set
 by the readout width).
 """
 
@@ -60,9 +60,9 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _measured(units_file: Path, threshold: float, variant: str) -> tuple[float, int, int]:
-    import pandas as pd
+    from gridsweep.files import read_parquet
 
-    table = pd.read_parquet(units_file)
+    table = read_parquet(units_file)
     col = f"score60_{variant}"
     for c in (col, "spacing_m"):
         if c not in table.columns:
@@ -103,7 +103,7 @@ def collect_runs(paths: Iterable[str | Path], *, threshold: float = 0.8, variant
 
     Notes
     -----
-    SCIENCE.md sections 5 (prediction) and 6 (spacing from the SAC); claim R3.
+    docs/science.md sections 5 (prediction) and 6 (spacing from the SAC); claim R3.
     """
     import pandas as pd
 

@@ -2,7 +2,7 @@
 
 Sorscher et al. (2019, 2023) reduce the learning dynamics of a path integrator's hidden
 layer to gradient ascent of ``g^T Sigma g`` for each hidden unit's rate map ``g``, with
-``Sigma`` the spatial covariance of the readout targets (SCIENCE.md section 5). With a
+``Sigma`` the spatial covariance of the readout targets (docs/science.md section 5). With a
 non-negativity constraint (ReLU) the maximiser is a hexagonal lattice at the ring radius
 ``k*`` of the spectrum of ``Sigma``; with a Gaussian readout (spectrum peaked at k = 0)
 no periodic pattern forms. :func:`simulate_patterns` runs that ascent in two settings:
@@ -246,7 +246,7 @@ def simulate_patterns(source: Any, *, method: str = "box", n_units: int = 4, n_s
     Notes
     -----
     Sorscher et al. 2019 (NeurIPS) / 2023 (Neuron) pattern-formation analysis, as
-    summarised in SCIENCE.md section 5.
+    summarised in docs/science.md section 5.
     """
     from gridsweep.theory.predict import resolve_target
     from gridsweep.theory.spectrum import readout_spectrum, target_maps
@@ -357,7 +357,7 @@ def score_patterns(result: PatternResult, variant: str = "deepmind_minmax") -> d
     ----------
     result : PatternResult
     variant : str
-        Grid-score variant (SCIENCE.md section 6).
+        Grid-score variant (docs/science.md section 6).
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """Phase diagrams: where the readout spectrum has a ring, and the spacing it predicts.
 
-Two families of diagrams (SCIENCE.md sections 3 and 5):
+Two families of diagrams (docs/science.md sections 3 and 5):
 
 * :func:`phase_diagram` over the centre width ``sigma_E`` and the surround ratio, under
   either surround convention (``"width"``: NFL, ``sigma_I = s sigma_E``; ``"variance"``:
@@ -135,7 +135,7 @@ def phase_diagram(sigmas: Sequence[float], ratios: Sequence[float], *, kind: str
 
     Notes
     -----
-    SCIENCE.md section 5 (Turing criterion ``k* > 2 pi / L``, spacing
+    docs/science.md section 5 (Turing criterion ``k* > 2 pi / L``, spacing
     ``4 pi / (sqrt(3) k*)``); section 3 for the two surround conventions.
     """
     _check(kind, convention, method, {"sigmas": sigmas, "ratios": ratios})
@@ -178,7 +178,7 @@ def amplitude_phase_diagram(alpha_ratios: Sequence[float], ratios: Sequence[floa
 
     Notes
     -----
-    SCIENCE.md section 3 (``dog_general``, NFL's amplitude-ratio sweep, claim R7) and
+    docs/science.md section 3 (``dog_general``, NFL's amplitude-ratio sweep, claim R7) and
     section 5.
     """
     _check("dog_general", convention, method, {"alpha_ratios": alpha_ratios, "ratios": ratios})

@@ -42,7 +42,7 @@ def plot_spectrum(spec: Spectrum, prediction: Any = None, *, k_max: float | None
 
     Notes
     -----
-    SCIENCE.md section 5: a ring at ``k* > 2 pi / L`` (dashed circle / line) predicts a
+    docs/science.md section 5: a ring at ``k* > 2 pi / L`` (dashed circle / line) predicts a
     periodic pattern.
     """
     if not isinstance(spec, Spectrum):

@@ -18,7 +18,7 @@ import torch
 from pydantic import ValidationError
 
 from gridsweep.config import BoxConfig, RunConfig, TargetConfig, load_config, validate_config
-from gridsweep.errors import ConfigError
+from gridsweep.errors import ConfigError, format_validation_error
 from gridsweep.targets import Target, build_target
 from gridsweep.theory.closed_forms import ClosedForm, closed_form, hex_spacing, min_ring_k
 from gridsweep.theory.spectrum import RingInfo, Spectrum, readout_spectrum, target_maps
@@ -98,11 +98,7 @@ def _target_from_dict(spec: dict) -> TargetConfig:
     try:
         return TargetConfig.model_validate(spec)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        where = f"target.{loc}" if loc else "target"
-        raise ConfigError(f"{where}: {msg} (got {first.get('input')!r})") from None
+        raise ConfigError(format_validation_error(err, prefix="target")) from None
 
 
 def spectrum(targets: Any, *, box: BoxConfig | None = None, resolution: float | None = None,
@@ -254,7 +250,7 @@ def predict(targets: Any, *, box: BoxConfig | None = None, resolution: float | N
 
     Notes
     -----
-    SCIENCE.md section 5: a periodic (Turing) pattern needs the spectrum of the readout
+    docs/science.md section 5: a periodic (Turing) pattern needs the spectrum of the readout
     covariance to peak on a ring at ``k* > 2 pi / L``; a hexagonal lattice at wave number
     ``k*`` has spacing ``4 pi / (sqrt(3) k*)``.
 

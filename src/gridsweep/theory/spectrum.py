@@ -1,6 +1,6 @@
 """Readout covariance, its translation-averaged kernel and its power spectrum.
 
-The study's explanation of grid emergence (SCIENCE.md section 5): gradient descent on the
+The study's explanation of grid emergence (docs/science.md section 5): gradient descent on the
 readout loss drives the hidden layer like a pattern-forming system whose interaction
 kernel is the spatial covariance of the targets, ``Sigma(x, x') = sum_i p_i(x) p_i(x')``.
 A periodic (Turing) pattern needs the Fourier spectrum of that kernel to peak on a ring
@@ -288,7 +288,7 @@ def readout_spectrum(maps: np.ndarray, bin_size: float, *, center: bool = True, 
 
     Notes
     -----
-    SCIENCE.md section 5 (Sorscher et al. 2019/2023; Schaeffer, Khona & Fiete 2022): the
+    docs/science.md section 5 (Sorscher et al. 2019/2023; Schaeffer, Khona & Fiete 2022): the
     covariance ``Sigma(x, x') = sum_i p_i(x) p_i(x')``, its translation average and
     ``sum_i |p~_i(k)|^2``.
     """
@@ -401,7 +401,7 @@ def find_ring(k: np.ndarray, profile: np.ndarray, box_size: float, *,
 
     Notes
     -----
-    Turing criterion of SCIENCE.md section 5: a periodic pattern needs the spectrum to
+    Turing criterion of docs/science.md section 5: a periodic pattern needs the spectrum to
     peak on a ring at ``k* > 2 pi / L``, above the power at ``k -> 0``.
     """
     k = np.asarray(k, dtype=float)

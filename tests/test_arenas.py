@@ -1,0 +1,341 @@
+"""Arenas beyond the square box (gridsweep.arenas; docs/arenas.md).
+
+Known answers: the rectangle's trajectories and place-cell centres are bit-identical to
+the generator before arenas existed (stored fixture); polygon areas and point-in-polygon
+results of hand-computed shapes; no trajectory ever leaves any arena (property test);
+occupancy is stationary with a uniform interior; a hexagonal map clipped to a circle keeps
+its grid score.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from gridsweep.arenas import (
+    KRUPIC2015_TRAPEZOID,
+    _segments_cross,
+    arena_of,
+    krupic_trapezoid_vertices,
+    points_in_polygon,
+    polygon_area,
+    polygon_self_intersects,
+    wall_hole,
+)
+from gridsweep.config import BoxConfig, RunConfig, TargetConfig, TrajectoryConfig, HeterogeneityConfig, validate_config
+from gridsweep.errors import ConfigError, DataError
+from gridsweep.trajectories import generate, integrate, sample_noise
+
+FIXTURE = Path(__file__).parent / "fixtures" / "arenas_rectangle_reference.npz"
+SQUARE_POLY = [[-1.1, -1.1], [1.1, -1.1], [1.1, 1.1], [-1.1, 1.1]]
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# --------------------------------------------------------------------------------------
+# 1. the rectangle is unchanged
+# --------------------------------------------------------------------------------------
+RECT_CASES = {
+    "sorscher_default": (TrajectoryConfig(), BoxConfig()),
+    "sorscher_rect_contain": (TrajectoryConfig(contain=True), BoxConfig(width=1.0, height=1.6)),
+    "sorscher_periodic": (TrajectoryConfig(), BoxConfig(width=1.2, height=1.0, boundary="periodic")),
+    "ou_rect": (TrajectoryConfig(motion="ou"), BoxConfig(width=1.0, height=1.6)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECT_CASES))
+def test_rectangle_trajectories_bit_identical_to_pre_arena_generator(name):
+    """Fixture written by the generator before arenas existed (seed 1234, B=16, T=100)."""
+    ref = np.load(FIXTURE)
+    tc, bc = RECT_CASES[name]
+    tr = generate(gen(1234), tc, bc, batch=16, steps=100)
+    for k in ("velocities", "start", "positions", "headings"):
+        assert np.array_equal(getattr(tr, k).numpy(), ref[f"{name}__{k}"]), k
+
+
+def test_rectangle_place_cell_centres_bit_identical():
+    from gridsweep.targets import build_target
+
+    ref = np.load(FIXTURE)
+    t = build_target(TargetConfig(kind="dos", n_cells=64), seeds=[3, 4], box=BoxConfig(width=1.0, height=1.6))
+    assert np.array_equal(t.centres.numpy(), ref["targets_dos__centres"])
+    t = build_target(TargetConfig(kind="gaussian", n_cells=32,
+                                  heterogeneity=HeterogeneityConfig(fields_lambda=1.0, max_fields=4)),
+                     seeds=5, box=BoxConfig())
+    assert np.array_equal(t.centres.numpy(), ref["targets_het__centres"])
+    assert np.array_equal(t.field_mask.numpy(), ref["targets_het__mask"])
+
+
+def test_default_box_dict_and_hash_unchanged():
+    """The arena fields stay out of to_dict at their defaults, so old run hashes hold."""
+    assert RunConfig().to_dict()["box"] == {"width": 2.2, "height": 2.2, "boundary": "solid"}
+    circle = validate_config({"box": {"shape": "circle", "radius": 0.8}})
+    assert circle.to_dict()["box"] == {"width": 1.6, "height": 1.6, "boundary": "solid", "shape": "circle",
+                                       "radius": 0.8}
+    assert validate_config(circle.to_dict()) == circle and circle.hash() != RunConfig().hash()
+
+
+# --------------------------------------------------------------------------------------
+# geometry primitives: known answers
+# --------------------------------------------------------------------------------------
+def test_polygon_area_and_orientation():
+    assert polygon_area([[0, 0], [2, 0], [2, 1], [0, 1]]) == pytest.approx(2.0)
+    assert polygon_area([[0, 0], [0, 1], [2, 1], [2, 0]]) == pytest.approx(-2.0)
+    L, W, N = KRUPIC2015_TRAPEZOID["length"], KRUPIC2015_TRAPEZOID["wide"], KRUPIC2015_TRAPEZOID["narrow"]
+    assert arena_of(BoxConfig(shape="krupic_trapezoid")).area == pytest.approx((W + N) / 2 * L)
+    assert arena_of(BoxConfig(shape="circle", radius=0.5)).area == pytest.approx(math.pi * 0.25)
+    holed = BoxConfig(holes=[[[-0.1, -0.1], [0.1, -0.1], [0.1, 0.1], [-0.1, 0.1]]])
+    assert arena_of(holed).area == pytest.approx(2.2**2 - 0.04)
+
+
+def test_krupic_trapezoid_preset():
+    box = BoxConfig(shape="krupic_trapezoid")
+    assert (box.width, box.height) == (1.9, 0.9)
+    v = np.array(krupic_trapezoid_vertices())
+    assert np.ptp(v[:, 0]) == pytest.approx(1.9) and np.ptp(v[v[:, 0] < 0][:, 1]) == pytest.approx(0.9)
+    assert np.ptp(v[v[:, 0] > 0][:, 1]) == pytest.approx(0.2)
+    a = arena_of(box)
+    assert a.contains(np.array([[-0.9, 0.4], [0.9, 0.05]])).all()
+    assert not a.contains(np.array([[0.9, 0.2], [0.0, 0.5]])).any()
+
+
+def test_points_in_concave_polygon_numpy_and_torch():
+    L = [[0, 0], [2, 0], [2, 1], [1, 1], [1, 2], [0, 2]]  # an L shape
+    pts = np.array([[0.5, 0.5], [1.5, 0.5], [0.5, 1.5], [1.5, 1.5], [-0.1, 0.5], [2.5, 0.5]])
+    want = np.array([True, True, True, False, False, False])
+    assert np.array_equal(points_in_polygon(pts, L), want)
+    assert torch.equal(points_in_polygon(torch.tensor(pts), L), torch.tensor(want))
+
+
+def test_self_intersection_detection():
+    assert polygon_self_intersects([[0, 0], [1, 1], [1, 0], [0, 1]])  # bow tie
+    assert polygon_self_intersects([[0, 0], [1, 0], [1, 0], [0, 1]])  # repeated vertex
+    assert not polygon_self_intersects([[0, 0], [2, 0], [2, 1], [1, 1], [1, 2], [0, 2]])
+
+
+def test_arena_mask_from_bin_centres():
+    a = arena_of(BoxConfig(shape="circle", radius=1.0))
+    m = a.mask((-1, 1, -1, 1), 4, 4)  # centres at +-0.25, +-0.75: corners (0.75, 0.75) are outside
+    assert m.sum() == 12 and not m[0, 0] and not m[3, 3] and m[1, 1]
+
+
+# --------------------------------------------------------------------------------------
+# validation: one-line errors
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("box, words", [
+    ({"shape": "polygon", "vertices": [[-1, -1], [1, 1], [1, -1], [-1, 1]]}, "self-intersecting"),
+    ({"shape": "circle", "radius": 1.0, "holes": [[[0.9, 0], [1.3, 0], [1.3, 0.1]]]}, "holes[0]"),
+    ({"holes": [[[0.5, -0.1], [1.5, -0.1], [1.5, 0.1], [0.5, 0.1]]]}, "holes[0]"),
+    ({"shape": "krupic_trapezoid", "holes": [[[0.6, -0.05], [0.8, -0.05], [0.8, 0.3]]]}, "holes[0]"),
+    ({"holes": [[[0, 0], [0.5, 0], [0.5, 0.5]], [[0.2, 0.1], [0.8, 0.1], [0.8, 0.8]]]}, "overlaps"),
+    ({"shape": "circle"}, "box.radius"),
+    ({"shape": "polygon", "vertices": [[0, 0], [1, 0], [0, 1]]}, "centred"),
+    ({"shape": "circle", "radius": 1.0, "boundary": "periodic"}, "periodic"),
+    ({"radius": 1.0}, "box.radius"),
+])
+def test_bad_arenas_are_one_line_config_errors(box, words):
+    with pytest.raises(ConfigError) as err:
+        validate_config({"box": box})
+    msg = str(err.value)
+    assert "\n" not in msg and words in msg and "box" in msg
+
+
+def test_arena_smaller_than_place_fields_rejected():
+    with pytest.raises(ConfigError, match="smaller than one place field") as err:
+        validate_config({"box": {"shape": "circle", "radius": 0.05}, "target": {"sigma": 0.12}})
+    assert "\n" not in str(err.value)
+    validate_config({"box": {"shape": "circle", "radius": 0.1}, "target": {"sigma": 0.05}})  # fine
+
+
+# --------------------------------------------------------------------------------------
+# 2. trajectories respect every wall
+# --------------------------------------------------------------------------------------
+def _crosses_a_wall(arena, positions, start) -> bool:
+    """Whether any step segment crosses any straight wall (thin walls included)."""
+    p = torch.cat([start[:, None], positions], 1).double().numpy()
+    a, b = p[:, :-1].reshape(-1, 2), p[:, 1:].reshape(-1, 2)
+    moved = np.hypot(*(b - a).T) > 0
+    a, b = a[moved], b[moved]
+    segs = arena.segments
+    if not len(segs) or not len(a):
+        return False
+    return bool(_segments_cross(a[:, None], b[:, None], segs[None, :, 0], segs[None, :, 1], eps=0.0).any())
+
+
+@st.composite
+def star_arenas(draw):
+    """A random star-shaped polygon around the origin with 0-2 small holes near it."""
+    n = draw(st.integers(5, 12))
+    radii = draw(st.lists(st.floats(0.5, 1.2), min_size=n, max_size=n))
+    jitter = draw(st.lists(st.floats(-0.3, 0.3), min_size=n, max_size=n))
+    ang = 2 * np.pi * (np.arange(n) + np.array(jitter)) / n
+    v = np.stack([np.array(radii) * np.cos(ang), np.array(radii) * np.sin(ang)], -1)
+    v = v - (v.min(0) + v.max(0)) / 2  # centre the bounding box
+    holes = []
+    for k in range(draw(st.integers(0, 2))):
+        cx, cy = (-0.15 + 0.3 * k), draw(st.floats(-0.1, 0.1))
+        s = draw(st.floats(0.03, 0.1))
+        holes.append([[cx - s, cy - s], [cx + s, cy - s], [cx + s, cy + s], [cx - s, cy + s]])
+    return {"shape": "polygon", "vertices": v.tolist(), "holes": holes}
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=star_arenas(), motion=st.sampled_from(["sorscher", "ou"]), seed=st.integers(0, 2**16))
+def test_no_trajectory_leaves_any_arena(spec, motion, seed):
+    try:
+        box = BoxConfig(**spec)
+    except Exception:  # a hole that the random polygon happens not to contain: not this test's subject
+        return
+    arena = arena_of(box)
+    tr = generate(gen(seed), TrajectoryConfig(motion=motion), box, batch=16, steps=40)
+    assert bool(arena.contains(tr.start).all())
+    assert bool(arena.contains(tr.positions).all())
+    assert not _crosses_a_wall(arena, tr.positions, tr.start)
+    recon = tr.start[:, None, :] + torch.cumsum(tr.velocities, dim=1)  # the input still integrates to the target
+    assert torch.allclose(recon, tr.positions, atol=1e-5)
+
+
+def test_thin_interior_wall_is_never_crossed():
+    box = BoxConfig(shape="circle", radius=0.6, holes=[wall_hole((-0.4, 0.0), (0.4, 0.0), 0.004)])
+    arena = arena_of(box)
+    tr = generate(gen(7), TrajectoryConfig(), box, batch=64, steps=150)
+    assert bool(arena.contains(tr.positions).all())
+    assert not _crosses_a_wall(arena, tr.positions, tr.start)
+    # the wall is met: some steps are stopped at it (the check above is not vacuous)
+    near = (tr.positions[..., 1].abs() < 0.01) & (tr.positions[..., 0].abs() < 0.4)
+    assert bool(near.any())
+
+
+@pytest.mark.parametrize("motion", ["sorscher", "ou"])
+def test_polygon_square_reduces_to_the_box_rule(motion):
+    """Same noise, the square as a 4-wall polygon: the segment rule equals the box rule.
+
+    Steps that would cross a wall are handled differently on purpose (the box lets the
+    published model slip or clips, the arena stops at the wall), so compare agents in a
+    smaller box-sized margin: until the first step that reaches within 1 cm of a wall.
+    """
+    cfg = TrajectoryConfig(motion=motion, contain=True)
+    noise = sample_noise(gen(5), 100, 60, cfg, BoxConfig(), dtype=torch.float64)
+    a = integrate(noise, cfg, BoxConfig())
+    b = integrate(noise, cfg, BoxConfig(shape="polygon", vertices=SQUARE_POLY))
+    d_wall = 1.1 - a.positions.abs().amax(-1)  # (B, T)
+    safe = torch.cumprod((d_wall > 0.01).double(), dim=1).bool()
+    assert safe.float().mean() > 0.3
+    assert torch.allclose(a.positions[safe], b.positions[safe], atol=1e-9)
+    assert torch.allclose(a.headings[safe], b.headings[safe], atol=1e-9)
+
+
+def test_circle_wall_avoidance_turns_parallel():
+    """An agent at the wall heading straight out turns by +-pi/2 and slows (Sorscher rule)."""
+    from gridsweep.trajectories import _nearest_wall_arena
+
+    walls = arena_of(BoxConfig(shape="circle", radius=1.0)).torch_walls("cpu", torch.float64)
+    pos = torch.tensor([[0.0, 0.99], [0.99 / math.sqrt(2), -0.99 / math.sqrt(2)]], dtype=torch.float64)
+    d, normal = _nearest_wall_arena(pos, walls)
+    assert torch.allclose(d, torch.full((2,), 0.01, dtype=torch.float64))
+    assert torch.allclose(normal, torch.tensor([math.pi / 2, -math.pi / 4], dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------------------
+# 3. occupancy: stationary, uniform interior, denser wall layer
+# --------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("box", [BoxConfig(shape="circle", radius=1.1), BoxConfig()], ids=["circle", "square"])
+def test_occupancy_matches_stationary_distribution(box):
+    """Final positions of independent agents after 200 and 600 steps.
+
+    Known answers: (i) stationarity: the distance-to-wall histograms at 200 and 600 steps
+    agree within sampling error (chi-square contingency) - agents that leak through or
+    stick to a wall would drift between them; (ii) the interior (more than 0.3 m from
+    the wall) is uniform: equal-area annuli / frames hold equal counts (chi-square);
+    (iii) the wall layer (< 3 cm) is denser than uniform (agents slow to 1/4 there).
+    """
+    tr = generate(gen(11), TrajectoryConfig(), box, batch=2500, steps=600)
+    area = arena_of(box).area
+    edges = np.array([-np.inf, 0.0, 0.01, 0.03, 0.06, 0.1, 0.2, 0.4, np.inf])
+
+    def wall_distance(p):
+        return 1.1 - (np.hypot(p[:, 0], p[:, 1]) if box.shape == "circle" else np.abs(p).max(1))
+
+    p200 = tr.positions[:, 199].double().numpy()
+    p600 = tr.positions[:, 599].double().numpy()
+    h200, _ = np.histogram(wall_distance(p200), edges)
+    h600, _ = np.histogram(wall_distance(p600), edges)
+    keep = (h200 + h600) > 0
+    assert stats.chi2_contingency(np.stack([h200[keep], h600[keep]])).pvalue > 1e-3
+    # (ii) interior: 4 equal-area shells of the region > 0.3 m from the wall
+    both = np.concatenate([p200, p600])
+    inner = 1.1 - 0.3
+    r = np.hypot(both[:, 0], both[:, 1]) if box.shape == "circle" else np.abs(both).max(1)
+    shells = inner * np.sqrt(np.linspace(0, 1, 5))
+    counts, _ = np.histogram(r[r < inner], shells)
+    assert stats.chisquare(counts).pvalue > 1e-3
+    # (iii) wall layer denser than a uniform density
+    perimeter = 2 * math.pi * 1.1 if box.shape == "circle" else 8.8
+    frac = np.mean((wall_distance(both) < 0.03) & (wall_distance(both) >= 0))
+    assert frac > 1.3 * perimeter * 0.03 / area
+
+
+# --------------------------------------------------------------------------------------
+# rate maps and grid scores on masked maps
+# --------------------------------------------------------------------------------------
+def _hex_maps(n=44, half=1.1):
+    xs = -half + (np.arange(n) + 0.5) * 2 * half / n
+    gx, gy = np.meshgrid(xs, xs, indexing="xy")
+    out = []
+    for lam, th in [(0.4, 0.1), (0.5, 0.3), (0.6, 0.0), (0.7, 0.5)]:
+        k = 4 * np.pi / (np.sqrt(3) * lam)
+        m = sum(np.cos(k * (np.cos(a) * gx + np.sin(a) * gy)) for a in (th, th + np.pi / 3, th + 2 * np.pi / 3))
+        out.append(np.exp(m))  # a non-negative, rate-like hexagonal map
+    return np.stack(out)
+
+
+def test_hexagonal_map_clipped_to_circle_keeps_its_score():
+    from gridsweep.analysis import unit_table
+
+    maps = _hex_maps()
+    mask = arena_of(BoxConfig(shape="circle", radius=1.1)).mask((-1.1, 1.1, -1.1, 1.1), 44, 44)
+    clipped = np.where(mask[None], maps, np.nan)
+    a, b = unit_table(maps, 0.05), unit_table(clipped, 0.05)
+    for col in ("score60_deepmind_minmax", "score60_sargolini"):
+        assert (a[col] > 0.8).all()
+        np.testing.assert_allclose(b[col], a[col], atol=0.05)
+    np.testing.assert_allclose(b["spacing_m"], a["spacing_m"], atol=0.01)
+
+
+def test_rate_maps_are_nan_outside_the_arena():
+    from gridsweep.analysis import rate_maps
+
+    box = BoxConfig(shape="circle", radius=1.0)
+    tr = generate(gen(2), TrajectoryConfig(), box, batch=200, steps=100)
+    pos = tr.positions.reshape(-1, 2).double().numpy()
+    mask = arena_of(box).mask(box.extent, 10, 10)
+    rm = rate_maps(pos, pos[:, :1], extent=box.extent, bins=10, mask=mask)
+    assert np.isnan(rm.maps[0][~mask]).all() and np.isfinite(rm.maps[0][mask]).all()
+    assert (rm.occupancy[~mask] == 0).all() and rm.occupancy.sum() < len(pos)  # edge bins were visited
+    with pytest.raises(DataError, match="mask"):
+        rate_maps(pos, pos[:, :1], extent=box.extent, bins=10, mask=mask[:5])
+
+
+def test_place_cell_centres_inside_the_arena_and_seeded():
+    from gridsweep.targets import build_target
+
+    box = BoxConfig(shape="circle", radius=0.8, holes=[[[-0.3, -0.3], [0.3, -0.3], [0.3, 0.3], [-0.3, 0.3]]])
+    cfg = TargetConfig(kind="dos", n_cells=400)
+    t1, t2 = build_target(cfg, seeds=[1], box=box), build_target(cfg, seeds=[1], box=box)
+    c = t1.centres[0, :, 0].numpy()
+    assert np.array_equal(c, t2.centres[0, :, 0].numpy())
+    assert arena_of(box).contains(c).all()
+    # uniform: the fraction in the ring 0.55 < r < 0.8 matches its share of the free area
+    share = math.pi * (0.8**2 - 0.55**2) / arena_of(box).area
+    k = int(((np.hypot(*c.T) > 0.55)).sum())
+    assert stats.binomtest(k, len(c), share).pvalue > 1e-3
