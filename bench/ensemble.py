@@ -10,6 +10,7 @@ single-network step, measured in the same run, interleaved with the ensemble ste
     ratio = (E / ensemble step time) / (1 / single-network step time)
 
     python bench/ensemble.py [--quick] [--device cuda] [--compile]
+    python bench/ensemble.py --fused-compare --sizes 128 --E 16 [--quick] [--threads 1]
 """
 
 from __future__ import annotations
@@ -90,10 +91,25 @@ def main() -> None:
     ap.add_argument("--E", type=int, nargs="+", default=[1, 4, 16, 64], dest="Es", help="ensemble sizes")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--fused-compare", action="store_true",
+                    help="instead: each E's step under the reference and the fused readout loss, as a fraction of "
+                         "the product rate on the step's own shapes (bench/train_step.py --small), Np 256 and 512")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.fused_compare:
+        from train_step import print_small, small_network_report  # bench/train_step.py
+
+        repeats = args.repeats or (3 if args.quick else 7)
+        print(f"# ensembles, reference vs fused loss; device: {device_name(device)}; torch {torch.__version__}; "
+              f"{repeats} interleaved repeats, medians; load average at start {os.getloadavg()[0]:.1f}")
+        for Ng in args.sizes:
+            for E in args.Es:
+                for Np in (256, 512):
+                    print_small(small_network_report(Ng, Np, E, repeats, device))
+        print(f"# load average at end {os.getloadavg()[0]:.1f}")
+        return
     repeats = args.repeats or (3 if args.quick else 7)
     n_singles = 4
     print("# ensemble vs sequential single-network trainers; Np 256, B 200, T 20, DoS, Adam, float32")

@@ -13,6 +13,12 @@ Prints, all measured in the same run with interleaved repeats (medians):
   loop and copied to the device every step, ``torch.optim.Adam``; and the speed-up.
 
     python bench/train_step.py [--quick] [--device cuda] [--sizes 4096 1024] [--profile]
+    python bench/train_step.py --small [--quick] [--sizes 128 256] [--Nps 256 512] [--threads 1]
+
+``--small`` (sweep-sized networks): the step under the reference loss and under the two
+fused paths of ``gridsweep.fused`` (eager, native), interleaved, each as a fraction of the machine's product rate
+on the step's own shapes (its products timed alone with ``torch.bmm`` in the same run),
+and the share of the step's CPU time outside product ops (torch.profiler).
 """
 
 from __future__ import annotations
@@ -205,6 +211,99 @@ def run(Ng: int, Np: int, repeats: int, device: torch.device, compile: bool, pro
     return res
 
 
+# ----------------------------------------------------------------------------------
+# small networks (sweeps): fraction of the product rate on the step's own shapes
+# ----------------------------------------------------------------------------------
+#: profiler op names that are matrix products
+PRODUCT_OPS = ("aten::bmm", "aten::mm", "aten::addmm", "aten::baddbmm", "aten::baddbmm_", "aten::matmul",
+               "mkldnn::_linear_pointwise", "aten::linear")
+
+
+def step_products(ens: Ensemble) -> list[tuple[int, int, int, int, int]]:
+    """The step's matrix products as (count, batch, m, k, n), from its config (vanilla RNN)."""
+    cfg = ens.cfg
+    E, Ng = ens.E, cfg.model.hidden_size
+    Np = ens.target.n_outputs
+    B, T = cfg.trajectory.batch_size, cfg.trajectory.sequence_length
+    N = B * T
+    return [(1, E, N, Ng, Np), (1, E, N, Np, Ng), (1, E, Ng, N, Np),  # readout fwd, input grad, weight grad
+            (T - 1, E, B, Ng, Ng), (T - 1, E, B, Ng, Ng), (1, E, Ng, N, Ng),  # recurrence fwd, bwd, weight grad
+            (1, E, N, 2, Ng), (1, E, 2, N, Ng), (1, E, B, Np, Ng), (1, E, Np, B, Ng)]  # input proj, encoder
+
+
+def product_time(ens: Ensemble, device, reps: int = 5) -> tuple[float, float]:
+    """(seconds, FLOPs) of the step's products run alone with ``torch.bmm``, median of ``reps``."""
+    total_t, total_f = 0.0, 0.0
+    for count, b, m, k, n in step_products(ens):
+        x = torch.randn(b, m, k, device=device, dtype=ens.dtype)
+        w = torch.randn(b, k, n, device=device, dtype=ens.dtype)
+        o = torch.empty(b, m, n, device=device, dtype=ens.dtype)
+        torch.bmm(x, w, out=o)
+        ts = [timed(lambda: [torch.bmm(x, w, out=o) for _ in range(count)], device) for _ in range(reps)]
+        total_t += statistics.median(ts)
+        total_f += 2.0 * count * b * m * k * n
+    return total_t, total_f
+
+
+def product_share(ens: Ensemble, n: int = 3) -> float:
+    """Share of the step's CPU time spent in matrix-product ops (torch.profiler, self time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n):
+            gridsweep_step(ens)
+    ka = prof.key_averages()
+    total = sum(k.self_cpu_time_total for k in ka)
+    prod = sum(k.self_cpu_time_total for k in ka if k.key in PRODUCT_OPS)
+    return prod / max(total, 1e-9)
+
+
+def small_network_report(Ng: int, Np: int, E: int, repeats: int, device) -> dict:
+    """Step time under the reference and the fused loss (interleaved), as a fraction of the product rate."""
+    from gridsweep import fused
+
+    cfgs = [RunConfig().with_overrides({"seed": s, "model.hidden_size": Ng, "target.n_cells": Np}) for s in range(E)]
+    ens = Ensemble(cfgs, device=device)
+    modes = ("reference", "eager", "native")
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    shares: dict[str, float] = {}
+    old = fused.MODE
+    try:
+        for m in modes:
+            fused.MODE = m
+            timed(lambda: gridsweep_step(ens), device)  # warm up (optimiser state, kernel build)
+        prod_t, prod_f = product_time(ens, device)
+        for _ in range(repeats):
+            for m in modes:
+                fused.MODE = m
+                times[m].append(timed(lambda: gridsweep_step(ens), device))
+        for m in modes:
+            fused.MODE = m
+            shares[m] = product_share(ens)
+    finally:
+        fused.MODE = old
+    res = {"Ng": Ng, "Np": Np, "E": E, "products_ms": 1e3 * prod_t, "gflop": prod_f / 1e9,
+           "product_gflops": prod_f / prod_t / 1e9}
+    for m in modes:
+        t = statistics.median(times[m])
+        res[m] = {"ms": 1e3 * t, "fraction": prod_t / t, "non_product_share": 1 - shares[m]}
+    return res
+
+
+def print_small(r: dict) -> None:
+    print(f"\nE {r['E']}, Ng {r['Ng']}, Np {r['Np']}: products {r['gflop']:.2f} GFLOP, alone (torch.bmm, same shapes) "
+          f"{r['products_ms']:.1f} ms = {r['product_gflops']:.1f} GFLOP/s")
+    for m, label in (("reference", "reference loss"), ("eager", "fused eager"), ("native", "fused native")):
+        x = r[m]
+        print(f"  {label:15s} step {x['ms']:8.1f} ms  fraction of product rate {x['fraction']:.2f}  "
+              f"non-product share (profiler) {x['non_product_share']:.2f}")
+    ref = r["reference"]
+    print(f"RESULT small E{r['E']} Ng{r['Ng']} Np{r['Np']} fraction ref/eager/native {ref['fraction']:.2f} "
+          f"{r['eager']['fraction']:.2f} {r['native']['fraction']:.2f} nonproduct {ref['non_product_share']:.2f} "
+          f"{r['eager']['non_product_share']:.2f} {r['native']['non_product_share']:.2f} speedup eager "
+          f"{ref['ms'] / r['eager']['ms']:.2f}x native {ref['ms'] / r['native']['ms']:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few steps (~1-2 minutes on 2 cores)")
@@ -215,10 +314,24 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="Ensemble(compile=True)")
     ap.add_argument("--profile", action="store_true", help="also print a per-phase time breakdown of the gridsweep step")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--small", action="store_true",
+                    help="small networks (default Ng 128 256 x Np 256 512): step under the reference and the fused "
+                         "loss as a fraction of the product rate on the step's own shapes, and the non-product share")
+    ap.add_argument("--Nps", type=int, nargs="+", default=[256, 512], help="with --small: place-cell counts")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.small:
+        repeats = args.repeats or (3 if args.quick else 7)
+        print("# small networks: one training step, reference vs fused readout loss (gridsweep.fused); float32, "
+              f"DoS, Adam, B 200, T 20\n# device: {device_name(device)}; torch {torch.__version__}; {repeats} "
+              f"interleaved repeats, medians; load average at start {os.getloadavg()[0]:.1f}")
+        for Ng in args.sizes or [128, 256]:
+            for Np in args.Nps:
+                print_small(small_network_report(Ng, Np, 1, repeats, device))
+        print(f"# load average at end {os.getloadavg()[0]:.1f}")
+        return
     sizes = args.sizes or ([4096] if args.quick else [4096, 1024])
     repeats = args.repeats or (2 if args.quick else 5)
     print("# one training step, gridsweep vs the published step (reimplemented); float32, Adam, DoS targets")

@@ -99,7 +99,7 @@ def build_configs(name: str, extra: list[str]) -> tuple[list[str], list[RunConfi
     base, shared, nets = EXPERIMENTS[name]
     cfg0 = load_config(base, extra or None)
     names, cfgs = [], []
-    for i, (net, over) in enumerate(nets.items()):
+    for _i, (net, over) in enumerate(nets.items()):
         d = {**shared, **over, "name": net}
         names.append(net)
         cfgs.append(cfg0.with_overrides(d))

@@ -229,7 +229,7 @@ def run_python_block(block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
 
         monkeypatch.setattr(config_mod, "load_config", load_config)
     code = compile(block.code, block.id, "exec")
-    ns: dict[str, Any] = {"__name__": "__docs__"}
+    ns: dict[str, Any] = {"__name__": "__main__"}  # blocks may guard with if __name__ == "__main__"
     try:
         exec(code, ns)  # noqa: S102 - the documentation's own code
     finally:
@@ -417,3 +417,47 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "cli.html").is_file()
     assert "gridsweep sweep run" in (tmp_path / "site" / "cli.html").read_text()
     assert (tmp_path / "site" / "tutorial.ipynb").is_file()
+
+
+def test_gallery_from_a_run_directory(tmp_path: Path) -> None:
+    """scripts/make_gallery.py: figures copied and drawn from a run, captions name preset, commit, command."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("make_gallery", ROOT / "scripts" / "make_gallery.py")
+    assert spec is not None and spec.loader is not None
+    gallery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery)
+
+    sweep = tmp_path / "reproduce_tiny"
+    (sweep / "reproduce").mkdir(parents=True)
+    (sweep / "reproduce" / "manifest.json").write_text(json.dumps({"preset": {"name": "tiny", "scale": "S"}}))
+    (sweep / "report" / "figures").mkdir(parents=True)
+    fig, ax = plt.subplots()
+    fig.savefig(sweep / "report" / "figures" / "summary.png")
+    plt.close(fig)
+    y, x = np.mgrid[0:12, 0:12] / 12.0
+    maps = np.stack([np.cos(2 * np.pi * (k + 1) * x) * np.cos(2 * np.pi * y) for k in range(4)])
+    for name, best in (("a", 0.2), ("b", 0.9)):
+        trial = sweep / "trials" / name
+        (trial / "analysis").mkdir(parents=True)
+        (trial / "summary.json").write_text(json.dumps({"max_score60_deepmind_minmax": best}))
+        (trial / "config.yaml").write_text(yaml.safe_dump({"seed": 1, "model": {"cell": "rnn", "hidden_size": 4},
+                                                          "target": {"kind": "dos", "n_cells": 8, "sigma": 0.12},
+                                                          "training": {"n_steps": 5}}))
+        np.savez(trial / "analysis" / "ratemaps.npz", maps=maps, extent=np.array([-1.1, 1.1, -1.1, 1.1]))
+        pd.DataFrame({"unit": range(4), "score60_deepmind_minmax": [0.1, 0.5, best, -0.2],
+                      "spacing_m": [0.5, 0.6, 0.7, np.nan]}).to_parquet(trial / "analysis" / "units.parquet")
+    docs = tmp_path / "docs"
+    assert gallery.main(["--tiny", str(sweep), "--docs", str(docs)]) == 0
+    text = (docs / "gallery.md").read_text()
+    assert sorted(p.name for p in (docs / "gallery").glob("*.png")) == ["tiny_ratemaps.png", "tiny_summary.png"]
+    assert "trial `b`" in text and "max deepmind_minmax 0.90" in text  # the best trial, not the first
+    assert text.count("Preset `tiny`, commit `") == 2 and "gridsweep reproduce --preset tiny --out" in text
+    assert "report.html` is missing" in text
+    # no run at all: a page that says how to make one, and no figures
+    assert gallery.main(["--tiny", str(tmp_path / "none"), "--docs", str(docs)]) == 0
+    assert "No reproduction run was found" in (docs / "gallery.md").read_text()
+    assert not list((docs / "gallery").glob("*.png"))

@@ -418,7 +418,7 @@ def test_per_network_hyperparameters_and_inactive_networks(kind):
     refs = [make(q, lr, m) for q, lr, m in zip(singles, lrs, moms)]
     active = torch.tensor([True, True, False])
     frozen = p[2].detach().clone()
-    for step in range(25):
+    for _step in range(25):
         grad = torch.randn(3, 4, 5, generator=g, dtype=F64)
         grad[2] = float("nan")  # an inactive network's gradient may be anything
         p.grad = grad

@@ -7,13 +7,15 @@ import functools
 import html
 import json
 import re
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gridsweep.reproduce.browser import check_images, find_chromium
+from gridsweep.reproduce.browser import check_images, find_chromium, screenshot
 from gridsweep.reproduce.claims import CLAIMS
 from gridsweep.reproduce.data import ReproductionError
 from gridsweep.reproduce.report import build_report
@@ -103,7 +105,7 @@ def test_report_is_self_contained_with_png_and_pdf_figures(fake):
     srcs = re.findall(r'<img src="([^"]+)"', text)
     assert len(srcs) >= 9 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r'(src|href)="https?://', text)
-    for name, png in rep.figures.items():
+    for _name, png in rep.figures.items():
         assert png.exists() and png.with_suffix(".pdf").exists()
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (rep.out_dir / "tables" / "runs.csv").exists()
@@ -163,6 +165,11 @@ def test_report_opens_in_headless_chromium_with_every_figure_decoded(fake, tmp_p
     res = check_images(rep.html)
     assert res.sections == len(CLAIMS)
     assert res.n_images >= len(rep.figures) and res.broken == [], res.images
+    assert res.summary_in_first_screen, (res.summary_top, res.viewport_height)
+    # a screenshot of the first screen, kept with the test's output (GRIDSWEEP_TEST_ARTIFACTS, else tmp_path)
+    out = Path(os.environ.get("GRIDSWEEP_TEST_ARTIFACTS", tmp_path)) / "report_first_screen.png"
+    png = screenshot(rep.html, out)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the probe notices a broken image
     text = rep.html.read_text()
     i = text.index("base64,") + len("base64,")

@@ -41,6 +41,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from gridsweep.errors import ConfigError
+
 __all__ = [
     "KRUPIC2015_TRAPEZOID",
     "Arena",
@@ -299,8 +301,10 @@ class Arena:
         if self.radius is not None:
             t = np.linspace(0, 2 * math.pi, 181)
             lines = [self.radius * np.stack([np.cos(t), np.sin(t)], -1)]
-        else:
+        elif self.outer is not None:
             lines = [np.vstack([self.outer, self.outer[:1]])]
+        else:
+            raise ConfigError("Arena has neither a radius nor an outer polygon")
         return lines + [np.vstack([h, h[:1]]) for h in self.holes]
 
     # torch helpers for the motion models ------------------------------------------------
@@ -328,6 +332,8 @@ def _build(shape: str, width: float, height: float, radius: float | None,
            vertices: tuple | None, holes: tuple) -> Arena:
     hole_arrays = tuple(_orient(np.asarray(h, dtype=float), ccw=False) for h in holes)
     if shape == "circle":
+        if radius is None:
+            raise ConfigError("box.shape='circle' needs box.radius (metres)")
         r = float(radius)
         return Arena(None, r, hole_arrays, (-r, r, -r, r), False)
     if shape == "rectangle":

@@ -172,7 +172,16 @@ class TrajectoryConfig(_Section):
     ``sorscher`` is the published generator: i.i.d. turn rate ~ N(0, turn_rate_std),
     i.i.d. speed ~ Rayleigh(speed_scale), wall avoidance within ``wall_distance``.
     ``ou`` is a RatInABox-style Ornstein-Uhlenbeck model of speed and rotation with wall
-    repulsion.
+    repulsion; ``ou_speed_model="ratinabox"`` makes its speed RatInABox's 2D speed (an OU
+    process mapped onto a Rayleigh distribution of scale ``ou_speed_mean``), the default
+    ``"normal"`` keeps gridsweep's original |OU(mean, std)| speed (docs/arenas.md).
+
+    ``source`` says where trajectories come from (:mod:`gridsweep.external`):
+    ``simulated`` (the motion model above), ``ratinabox`` (RatInABox's own Agent, with
+    the ``ou_*`` parameters, ``ratinabox_duration`` seconds per network, windows drawn
+    from it) or ``file`` (recorded positions in ``file``: NWB or npz, resampled to
+    ``dt``). The new fields are left out of ``to_dict`` (and the run hash) at their
+    defaults, so existing configs hash as before.
     """
 
     motion: Literal["sorscher", "ou"] = "sorscher"
@@ -190,6 +199,34 @@ class TrajectoryConfig(_Section):
     ou_rotation_std: float = Field(2 * math.pi / 3, ge=0, description="rad/s, ou (120 deg/s)")
     ou_rotation_coherence_time: float = Field(0.08, gt=0, description="s, ou")
     ou_wall_repel_distance: float = Field(0.1, ge=0, description="m, ou")
+    ou_speed_model: Literal["normal", "ratinabox"] = Field(
+        "normal", description="ou speed: 'normal' |OU(ou_speed_mean, ou_speed_std)| (gridsweep's original); "
+                              "'ratinabox' RatInABox's 2D speed, OU mapped to Rayleigh(scale ou_speed_mean), "
+                              "ou_speed_std = 0 meaning constant speed")
+    source: Literal["simulated", "ratinabox", "file"] = Field(
+        "simulated", description="where trajectories come from (gridsweep.external)")
+    file: str | None = Field(None, description="recorded positions for source 'file': .nwb or .npz (times, "
+                                               "positions in metres)")
+    ratinabox_duration: float = Field(600.0, gt=0, description="s of RatInABox motion simulated per network and "
+                                                               "stream, source 'ratinabox'")
+
+    @model_validator(mode="after")
+    def _source(self) -> "TrajectoryConfig":
+        if self.source == "file" and not self.file:
+            raise ValueError("trajectory.source='file' needs trajectory.file: a .nwb or .npz path of recorded positions")
+        if self.source != "file" and self.file is not None:
+            raise ValueError(f"trajectory.file={self.file!r} is only read with trajectory.source='file' "
+                             f"(got source {self.source!r})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_default_source(self, handler: Any) -> dict[str, Any]:
+        out = handler(self)
+        for key, default in (("ou_speed_model", "normal"), ("source", "simulated"), ("file", None),
+                             ("ratinabox_duration", 600.0)):
+            if key in out and out[key] == default:
+                del out[key]
+        return out
 
 
 class HeterogeneityConfig(_Section):
@@ -543,6 +580,9 @@ class RunConfig(_Section):
             raise ValueError(f"model.bottleneck={self.model.bottleneck} is implausibly larger than hidden_size")
         if self.box.boundary == "periodic" and self.trajectory.motion == "ou":
             raise ValueError("trajectory.motion='ou' has wall repulsion; use box.boundary='solid'")
+        if self.box.boundary == "periodic" and self.trajectory.source != "simulated":
+            raise ValueError(f"trajectory.source={self.trajectory.source!r} needs box.boundary='solid' (external "
+                             "trajectories are not wrapped)")
         if self.target.kind in PLACE_CELL_KINDS:
             from gridsweep.arenas import arena_of
 

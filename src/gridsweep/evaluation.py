@@ -31,11 +31,11 @@ import torch
 from gridsweep.errors import DivergedError
 from gridsweep.files import read_json, save_npz, write_json_atomic, write_parquet
 from gridsweep.seeding import numpy_generator, torch_generator
-from gridsweep.training import Ensemble, load_run
+from gridsweep.training import Ensemble, load_run, write_summary
 
 __all__ = ["collect_ratemaps", "score_run", "summary_metrics", "SCORE_THRESHOLDS", "SUMMARY_VARIANT",
            "NFL_BINS", "NFL_MAX_UNITS", "NFL_THRESHOLDS", "nfl_activations", "nfl_rate_maps", "nfl_unit_scores",
-           "nfl_summary_metrics"]
+           "nfl_summary_metrics", "nfl_protocol_scores", "untrained_scores", "held_out_error"]
 
 #: Published grid-score thresholds (docs/science.md section 6).
 SCORE_THRESHOLDS = (0.3, 0.37, 0.8, 1.15)
@@ -276,6 +276,51 @@ def nfl_summary_metrics(score60: np.ndarray, period_m: np.ndarray, units: np.nda
     return out
 
 
+def nfl_protocol_scores(ens: Ensemble):
+    """Score the (single-network) ensemble ``ens`` under NFL's protocol.
+
+    One batch of trajectories (:func:`nfl_activations`), rate maps of at most
+    :data:`NFL_MAX_UNITS` units drawn without replacement from the run's ``"nfl_units"``
+    stream (:func:`nfl_rate_maps`), per-unit scores and periods (:func:`nfl_unit_scores`).
+
+    Returns
+    -------
+    metrics : dict
+        :func:`nfl_summary_metrics` (``nfl_``-prefixed keys).
+    table : pandas.DataFrame
+        One row per scored unit: ``unit``, ``score60_<variant>``, ``score90_<variant>``, ``period_m``.
+    """
+    import pandas as pd
+
+    pos, act = nfl_activations(ens)
+    n_units = act.shape[-1]
+    units = np.sort(numpy_generator(ens.cfgs[0].seed, "nfl_units").choice(
+        n_units, size=min(NFL_MAX_UNITS, n_units), replace=False))
+    nrm = nfl_rate_maps(pos[0], act[0][:, units], ens.cfg.box.extent)
+    ns = nfl_unit_scores(nrm.maps)
+    period_m = ns["period_bins"] * nrm.bin_size[0]
+    metrics = nfl_summary_metrics(ns["score60"], period_m, units=units, score90=ns["score90"])
+    table = pd.DataFrame({"unit": units.astype(np.int64), f"score60_{SUMMARY_VARIANT}": ns["score60"],
+                          f"score90_{SUMMARY_VARIANT}": ns["score90"], "period_m": period_m})
+    return metrics, table
+
+
+def untrained_scores(cfg) -> dict[str, float]:
+    """Run metrics of the *untrained* network of ``cfg`` under both protocols.
+
+    The dense protocol's :func:`summary_metrics` of :func:`untrained_ratemaps` and the NFL
+    protocol's ``nfl_`` keys (:func:`nfl_protocol_scores`): the null that trained
+    networks' grid-unit counts must beat (docs/science.md section 6).
+    """
+    from gridsweep.analysis import unit_table
+    from gridsweep.config import validate_config
+
+    cfg = validate_config(cfg)
+    ens = Ensemble([cfg])
+    rm = collect_ratemaps(ens)[0]
+    return {**summary_metrics(unit_table(rm.maps, rm.bin_size[0])), **nfl_protocol_scores(ens)[0]}
+
+
 def score_run(run_dir: str | Path, ensemble: Ensemble | None = None, *, index: int = 0,
               n_samples: int | None = None, bins: int | None = None, figures: bool = True,
               progress: bool = False) -> dict[str, Any]:
@@ -292,7 +337,8 @@ def score_run(run_dir: str | Path, ensemble: Ensemble | None = None, *, index: i
     -------
     dict
         Flat metrics, also written to ``analysis/summary.json`` and merged into
-        ``summary.json``: ``decoding_error_cm`` (held-out); ``score_protocol``
+        ``summary.json`` (:func:`gridsweep.training.write_summary`): ``decoding_error_cm``
+        (held-out, as training measured it: :func:`held_out_error`); ``score_protocol``
         (``evaluation.protocol``); ``primary_max_score60`` and
         ``primary_frac_units_above_<t>`` (copies of that protocol's values); the dense
         protocol's ``max_score60_<variant>``, ``median_score60_<variant>``,
@@ -313,7 +359,7 @@ def score_run(run_dir: str | Path, ensemble: Ensemble | None = None, *, index: i
         sub = Ensemble([ens.cfgs[index]], device=ens.device)
         sub.load_network_states([ens.network_state(index)])
         ens = sub
-    err = float(ens.evaluate()[0])
+    err = held_out_error(run_dir, ens)
     try:
         rm = collect_ratemaps(ens, n_samples=n_samples, bins=bins)[0]
     except DivergedError as exc:
@@ -331,19 +377,8 @@ def score_run(run_dir: str | Path, ensemble: Ensemble | None = None, *, index: i
              extent=np.asarray(rm.extent), bin_size_m=np.asarray(rm.bin_size[0]))
     write_parquet(table, out_dir / "units.parquet")
     dense = summary_metrics(table)
-    pos, act = nfl_activations(ens)
-    n_units = act.shape[-1]
-    units = np.sort(numpy_generator(ens.cfgs[0].seed, "nfl_units").choice(
-        n_units, size=min(NFL_MAX_UNITS, n_units), replace=False))
-    nrm = nfl_rate_maps(pos[0], act[0][:, units], ens.cfg.box.extent)
-    ns = nfl_unit_scores(nrm.maps)
-    period_m = ns["period_bins"] * nrm.bin_size[0]
-    nfl = nfl_summary_metrics(ns["score60"], period_m, units=units, score90=ns["score90"])
-    import pandas as pd
-
-    write_parquet(pd.DataFrame({"unit": units.astype(np.int64), f"score60_{SUMMARY_VARIANT}": ns["score60"],
-                                f"score90_{SUMMARY_VARIANT}": ns["score90"], "period_m": period_m}),
-                  out_dir / "units_nfl.parquet")
+    nfl, nfl_table = nfl_protocol_scores(ens)
+    write_parquet(nfl_table, out_dir / "units_nfl.parquet")
     protocol = ens.cfg.evaluation.protocol
     if protocol == "nfl":
         primary = {"primary_max_score60": nfl[f"nfl_max_score60_{SUMMARY_VARIANT}"],
@@ -357,11 +392,26 @@ def score_run(run_dir: str | Path, ensemble: Ensemble | None = None, *, index: i
     if figures:
         _write_figures(out_dir, rm, table)
     write_json_atomic(out_dir / "summary.json", metrics)
-    summary_file = run_dir / "summary.json"
-    merged = read_json(summary_file) if summary_file.exists() else {}
-    merged.update(metrics)
-    write_json_atomic(summary_file, merged)
+    write_summary(run_dir, metrics)
     return metrics
+
+
+def held_out_error(run_dir: str | Path, ens: Ensemble) -> float:
+    """Held-out decoding error (cm) of the single network of ``ens``, a run of ``run_dir``.
+
+    Training measures it once, on the final weights (:func:`gridsweep.training.train_ensemble`),
+    and records it in ``summary.json`` with ``steps`` and ``config_hash``; that number is
+    returned when the file records it for this config at this step. Otherwise (no summary
+    yet, another step) it is measured now with :meth:`Ensemble.evaluate`, on the same
+    held-out trajectories (the ``"eval"`` stream of the run's seed).
+    """
+    f = Path(run_dir) / "summary.json"
+    if f.exists():
+        s = read_json(f)
+        if (isinstance(s, dict) and s.get("config_hash") == ens.cfgs[0].hash() and s.get("steps") == ens.step
+                and isinstance(s.get("decoding_error_cm"), (int, float))):
+            return float(s["decoding_error_cm"])
+    return float(ens.evaluate()[0])
 
 
 def _write_figures(out_dir: Path, rm, table) -> None:

@@ -102,6 +102,13 @@ def _plus(x: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     return x if b is None else x + b
 
 
+def _need(p: nn.Parameter | None, name: str, why: str) -> nn.Parameter:
+    """``p``, which the model's layout guarantees here; a ConfigError (not a None crash) if absent."""
+    if p is None:
+        raise ConfigError(f"PathIntegrator.{name} is None but {why} needs it")
+    return p
+
+
 def _rnn_step(xw, h, c, p: Recurrent, act):
     """h' = act(x W_ih + h W_hh + b)."""
     return act(_plus(xw + _recurrent_product(h, p), p.b)), None
@@ -322,6 +329,8 @@ class PathIntegrator(nn.Module):
     #: Run built-in cells through :func:`gridsweep.fastpath.fused_recurrence`; set False
     #: (on the class or an instance) to run the per-step cell functions under autograd.
     use_fused_recurrence: bool = True
+    #: Per-network readout dropout rate, (E,); a registered buffer.
+    dropout: torch.Tensor
 
     def __init__(self, cell: str, activation: str, hidden_size: int, n_inputs_code: int, n_outputs: int,
                  E: int, bias: bool = False, bottleneck: int | None = None,
@@ -394,7 +403,7 @@ class PathIntegrator(nn.Module):
             if self.cell == "lstm":  # forget-gate bias 1 (Jozefowicz et al. 2015)
                 self.b[e, 0, Ng:2 * Ng] = 1.0
         if self.W_bot is not None:
-            self.W_bot[e] = _init_matrix(kind, Ng, self.bottleneck, g, dt)
+            self.W_bot[e] = _init_matrix(kind, Ng, self.W_bot.shape[2], g, dt)  # shape[2] == bottleneck
         self.W_dec[e] = _init_matrix(kind, self.W_dec.shape[1], self.n_outputs, g, dt)
         if self.b_dec is not None:
             self.b_dec[e].zero_()
@@ -423,7 +432,7 @@ class PathIntegrator(nn.Module):
             if p is not None:
                 p[e].zero_()
         if self.cell == "lstm":  # Keras unit_forget_bias=True
-            self.b[e, 0, Ng:2 * Ng] = 1.0
+            _need(self.b, "b", "nfl lstm's unit_forget_bias")[e, 0, Ng:2 * Ng] = 1.0
         if self.W_dense is not None:
             self.W_dense[e] = _keras_init(gu, Ng, Ng, g, dt)
         self.W_dec[e] = _keras_init(gu, self.W_dec.shape[1], self.n_outputs, g, dt)
@@ -442,12 +451,16 @@ class PathIntegrator(nn.Module):
         weights are [weight, bias] (model.py:75-82).
         """
         if self.family == "nfl" and self.cell == "ugrnn":
-            return [self.b]
+            return [_need(self.b, "b", "nfl ugrnn's L2 penalty")]
         return [self.W_hh]
 
     def recurrent_penalty(self) -> torch.Tensor:
         """Sum of squares of :meth:`penalised_weights` per network, (E,)."""
-        return sum(w.pow(2).sum(dim=tuple(range(1, w.ndim))) for w in self.penalised_weights())
+        ws = self.penalised_weights()
+        total = ws[0].pow(2).sum(dim=tuple(range(1, ws[0].ndim)))
+        for w in ws[1:]:
+            total = total + w.pow(2).sum(dim=tuple(range(1, w.ndim)))
+        return total
 
     # ----------------------------------------------------------------------------------
     def sample_dropout_masks(self, gens: Sequence[torch.Generator], batch: int, steps: int) -> RecurrentMasks | None:
@@ -527,12 +540,13 @@ class PathIntegrator(nn.Module):
         """
         E, B, T, _ = velocities.shape
         v = velocities.transpose(1, 2).reshape(E, T * B, 2)
-        x = v if self.W_M is None else torch.baddbmm(self.b_M, v, self.W_M)
+        x = v if self.W_M is None else torch.baddbmm(_need(self.b_M, "b_M", "W_M"), v, self.W_M)
         xw = self._input_projection(x.reshape(E, T, B, -1), None if masks is None else masks.inputs)
         h0, c0 = self.initial_state(code0)
         rec = Recurrent(self.W_hh, self.b, self.b_hh, self.gate_offset, None if masks is None else masks.hidden)
-        if self._fused_ok(rec):
-            H = fastpath.fused_recurrence(self.spec.kernel, self.activation, xw, h0, c0, self.W_hh, self.b, self.b_hh,
+        kernel = self.spec.kernel
+        if kernel is not None and self._fused_ok(rec):  # _fused_ok also checks the kernel
+            H = fastpath.fused_recurrence(kernel, self.activation, xw, h0, c0, self.W_hh, self.b, self.b_hh,
                                           self.gate_offset)
         else:
             act, step = ACTIVATIONS[self.activation], self.spec.step
@@ -545,7 +559,7 @@ class PathIntegrator(nn.Module):
         if self.W_dense is None:
             return H
         Ng = self.hidden_size
-        dense = torch.baddbmm(self.b_dense, H.reshape(E, T * B, Ng), self.W_dense)
+        dense = torch.baddbmm(_need(self.b_dense, "b_dense", "W_dense"), H.reshape(E, T * B, Ng), self.W_dense)
         return ACTIVATIONS[self.activation](dense).reshape(E, T, B, Ng)
 
     def readout(self, hidden: torch.Tensor, dropout_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -80,7 +80,12 @@ def clip_grad_norm_per_network(params: Sequence[torch.Tensor], max_norm: torch.T
     clamped at 1) separately for every network. Returns the (E,) norms before clipping.
     """
     grads = [p.grad for p in params if p.grad is not None]
-    norms = torch.sqrt(sum(g.pow(2).reshape(g.shape[0], -1).sum(-1) for g in grads))
+    if not grads:
+        raise ConfigError("clip_grad_norm_per_network: no parameter has a gradient (call backward() first)")
+    sq = grads[0].pow(2).reshape(grads[0].shape[0], -1).sum(-1)
+    for g in grads[1:]:  # left to right, as sum() adds
+        sq = sq + g.pow(2).reshape(g.shape[0], -1).sum(-1)
+    norms = torch.sqrt(sq)
     coef = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
     for g in grads:
         g.mul_(_bcast(coef, g))

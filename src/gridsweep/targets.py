@@ -1,6 +1,6 @@
 """Readout targets: the encodings of position that a path integrator must output.
 
-Every encoding of SCIENCE.md section 3 is a :class:`Target` that maps positions to
+Every encoding of docs/science.md section 3 is a :class:`Target` that maps positions to
 targets (:meth:`Target.encode`), names and computes its loss (:meth:`Target.loss`) and
 decodes network outputs back to positions (:meth:`Target.decode`). Targets carry a
 leading ensemble axis ``E``: the parameters of network ``e`` (place-cell centres, widths)
@@ -101,7 +101,7 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 
 
 def decoding_error_cm(decoded: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Mean Euclidean distance in cm per network, (E, ..., 2) x2 -> (E,) (SCIENCE.md 6)."""
+    """Mean Euclidean distance in cm per network, (E, ..., 2) x2 -> (E,) (docs/science.md 6)."""
     err = (decoded - positions).norm(dim=-1)
     return 100.0 * err.reshape(err.shape[0], -1).mean(-1)
 
@@ -241,7 +241,7 @@ class Target(ABC):
 # place-cell encodings
 # --------------------------------------------------------------------------------------
 def _shift_normalise(p: torch.Tensor) -> torch.Tensor:
-    """Sorscher's normalisation: p += |min_j p_j|; p /= sum_j p_j (SCIENCE.md 3)."""
+    """Sorscher's normalisation: p += |min_j p_j|; p /= sum_j p_j (docs/science.md 3)."""
     p = p + p.min(dim=-1, keepdim=True).values.abs()
     return p / p.sum(dim=-1, keepdim=True)
 
@@ -287,7 +287,7 @@ UNNORMALISED_PROFILES: dict[str, Callable[..., torch.Tensor]] = {"gaussian": _pr
 
 
 class PlaceCellTarget(Target):
-    """Place-cell encodings: gaussian, dos, dog_equinorm, dog_general, sod (SCIENCE.md 3).
+    """Place-cell encodings: gaussian, dos, dog_equinorm, dog_general, sod (docs/science.md 3).
 
     Parameters
     ----------
@@ -529,7 +529,7 @@ def _build_place_cells(cfgs: Sequence[TargetConfig], seeds: Sequence[int], box: 
 # Cartesian and polar encodings
 # --------------------------------------------------------------------------------------
 class CartesianTarget(Target):
-    """The position itself, x in R^2, with an MSE loss (SCIENCE.md section 3)."""
+    """The position itself, x in R^2, with an MSE loss (docs/science.md section 3)."""
 
     kind = "cartesian"
     loss_name = "mse"
@@ -557,7 +557,7 @@ class CartesianHighDimTarget(Target):
 
     Notes
     -----
-    SCIENCE.md section 3: A in R^{Np x 2}, b ~ U(-1, 1). The entries of A are drawn
+    docs/science.md section 3: A in R^{Np x 2}, b ~ U(-1, 1). The entries of A are drawn
     U(-1, 1) here as well (the distribution of A is not stated in the papers).
     """
 
@@ -591,7 +591,7 @@ class PolarHighDimTarget(Target):
 
     Notes
     -----
-    SCIENCE.md section 3: units ``a_j r + b_j`` (a_j, b_j ~ U(-1, 1)) and
+    docs/science.md section 3: units ``a_j r + b_j`` (a_j, b_j ~ U(-1, 1)) and
     ``exp(kappa cos(theta - mu_j))`` with preferred angles mu_j evenly spaced on the
     circle. Decoding: r by least squares on the radial units, theta from the most active
     angular unit.

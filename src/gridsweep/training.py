@@ -14,7 +14,6 @@ the others carry on.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import time
@@ -27,15 +26,36 @@ import torch
 
 from gridsweep.config import RunConfig, config_hash, validate_config
 from gridsweep.errors import ConfigError, CorruptFileError, DivergedError, ResourceError
-from gridsweep.files import atomic_path, load_torch, save_torch, verify_checksum, write_json_atomic, write_text_atomic
+from gridsweep.files import (
+    atomic_path,
+    load_torch,
+    read_json,
+    save_torch,
+    verify_checksum,
+    write_json_atomic,
+    write_text_atomic,
+)
 from gridsweep.models import PathIntegrator, build_model
 from gridsweep.optim import EnsembleOptimizer, clip_grad_norm_per_network, clip_grad_value_per_network, optimizer_settings
+from gridsweep.runtime import (
+    DTYPES,
+    LOSS_BLOCK_BYTES,
+    StepMetrics,
+    compile_requested,
+    loss_blocks,
+    maybe_compile,
+    torch_dtype,
+    trajectory_threads,
+    tune_cpu_malloc,
+)
 from gridsweep.seeding import torch_generator
 from gridsweep.targets import HeadDirectionTarget, Target, build_head_direction, build_target, decoding_error_cm
-from gridsweep.trajectories import Trajectories, generate
+from gridsweep.external import sample_trajectories
+from gridsweep.trajectories import Trajectories
 
 __all__ = ["Ensemble", "TrainResult", "train", "train_ensemble", "ensemble_key", "PER_NETWORK_FIELDS",
-           "load_run", "resume_command", "estimate_memory_bytes", "available_memory_bytes", "check_memory"]
+           "load_run", "resume_command", "estimate_memory_bytes", "available_memory_bytes", "check_memory",
+           "write_summary", "DTYPES"]
 
 #: Config fields that may differ between networks trained as one ensemble.
 PER_NETWORK_FIELDS = (
@@ -45,8 +65,6 @@ PER_NETWORK_FIELDS = (
     "model.init", "model.dropout",
     "training.learning_rate", "training.weight_decay", "training.momentum", "training.grad_clip",
 )
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def ensemble_key(cfg: RunConfig) -> str:
@@ -178,75 +196,6 @@ class TrainResult:
     diverged_at: int | None = None
 
 
-_MALLOC_TUNED = False
-
-
-def _tune_cpu_malloc() -> None:
-    """Keep freed memory in the process heap instead of returning it to the OS (glibc only).
-
-    A CPU training step allocates and frees tensors of tens to hundreds of MB. glibc
-    serves allocations above its mmap threshold (at most 32 MB by default) with fresh
-    ``mmap`` calls, so every step page-faults its memory in again; this cost up to half
-    of the step time in docs/performance.md. Raising the mmap and trim thresholds lets
-    freed blocks be reused. Process-wide, applied once, on the first CPU ensemble; set
-    ``GRIDSWEEP_MALLOC_TUNE=0`` to leave the allocator alone.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED or os.environ.get("GRIDSWEEP_MALLOC_TUNE", "1").strip() == "0":
-        return
-    _MALLOC_TUNED = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-        libc.mallopt(m_mmap_threshold, 1 << 30)
-        libc.mallopt(m_trim_threshold, (1 << 31) - 1)
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
-#: Below this many agents (E * B) the CPU integrates trajectories with one thread.
-_SERIAL_AGENTS = 1 << 20
-
-
-@contextlib.contextmanager
-def _intra_op_threads(n: int):
-    """Run a block with ``n`` intra-op threads, restoring the previous number after."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-class _StepMetrics(Mapping):
-    """Per-network metrics of one step, (E,) tensors; the decoding error is computed on first access.
-
-    Decoding every step's outputs (a top-k over (E, B, T, Np)) is work the training step
-    itself does not need; the loop reads it only when it logs.
-    """
-
-    _KEYS = ("loss", "penalty", "decoding_error_cm")
-
-    def __init__(self, loss: torch.Tensor, penalty: torch.Tensor, decode: Callable[[], torch.Tensor]):
-        self._values: dict[str, torch.Tensor] = {"loss": loss, "penalty": penalty}
-        self._decode: Callable[[], torch.Tensor] | None = decode
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        if key == "decoding_error_cm" and key not in self._values:
-            self._values[key] = self._decode()
-            self._decode = None  # drop the references to this step's outputs
-        return self._values[key]
-
-    def __iter__(self):
-        return iter(self._KEYS)
-
-    def __len__(self) -> int:
-        return len(self._KEYS)
-
-
 class Ensemble:
     """E networks of one shape with their targets, optimiser and random streams.
 
@@ -263,12 +212,10 @@ class Ensemble:
 
     Notes
     -----
-    On the CPU the first ensemble tunes glibc's allocator for the process (see
-    ``_tune_cpu_malloc``; ``GRIDSWEEP_MALLOC_TUNE=0`` turns that off).
-
-    The training step reads nothing back from a GPU: divergence is tracked on the
-    device (``diverged_at`` reads it back when asked) and the training decoding error is
-    computed only when the returned metrics are read.
+    Speed-only settings (allocator, threads, cache blocking of the loss, compilation,
+    the metrics returned without a device sync) are :mod:`gridsweep.runtime`'s; none of
+    them changes a number. The training step reads nothing back from a GPU: divergence
+    is tracked on the device (``diverged_at`` reads it back when asked).
     """
 
     def __init__(self, cfgs: Sequence[RunConfig], device: torch.device | str = "cpu", *, compile: bool | None = None):
@@ -284,8 +231,8 @@ class Ensemble:
         self.device = torch.device(device)
         check_memory(self.cfgs, self.device)  # before any allocation
         if self.device.type == "cpu":
-            _tune_cpu_malloc()
-        self.dtype = DTYPES[self.cfg.training.dtype]
+            tune_cpu_malloc()
+        self.dtype = torch_dtype(self.cfg.training.dtype)
         seeds = [c.seed for c in cfgs]
         self.E = len(cfgs)
         self.target: Target = build_target([c.target for c in cfgs], seeds, self.cfg.box,
@@ -314,11 +261,9 @@ class Ensemble:
         self.step = 0
         #: Training wall time (s) accumulated over every session up to ``step`` (kept in checkpoints).
         self.train_seconds = 0.0
-        if compile is None:
-            compile = os.environ.get("GRIDSWEEP_COMPILE", "0").strip().lower() in ("1", "true", "yes", "on")
-        self.compiled = bool(compile)
+        self.compiled = compile_requested(compile)
         self._target_blocks: dict[tuple[int, int], tuple[Target, HeadDirectionTarget | None]] = {}
-        self._readout_loss = torch.compile(self._readout_loss_eager, dynamic=False) if compile else self._readout_loss_eager
+        self._readout_loss = maybe_compile(self._readout_loss_eager, self.compiled)
 
     # ----------------------------------------------------------------------------------
     @property
@@ -335,16 +280,12 @@ class Ensemble:
                gens: Sequence[torch.Generator] | None = None) -> Trajectories:
         """Fresh trajectories (E, B, T, ...) from each network's own generator.
 
-        On the CPU, batches of fewer than ``_SERIAL_AGENTS`` agents are integrated with
-        one intra-op thread: every op then touches a few thousand numbers, and torch's
-        transcendental kernels (cos, sin, log) open a parallel region whatever their size,
-        which costs milliseconds per op when the cores are shared (docs/performance.md).
+        Integrated under :func:`gridsweep.runtime.trajectory_threads` (one intra-op thread
+        for small CPU batches; same numbers, fewer stalls on shared cores).
         """
-        n_agents = self.E * (batch or self.cfg.trajectory.batch_size)
-        serial = self.device.type == "cpu" and n_agents < _SERIAL_AGENTS and torch.get_num_threads() > 1
-        with _intra_op_threads(1) if serial else contextlib.nullcontext():
-            return generate(gens or self.traj_gens, self.cfg.trajectory, self.cfg.box,
-                            batch=batch, steps=steps, dtype=self.dtype)
+        with trajectory_threads(self.device, self.E * (batch or self.cfg.trajectory.batch_size)):
+            # trajectory.source: simulated (generate, unchanged), ratinabox or file (gridsweep.external)
+            return sample_trajectories(self.cfgs, gens or self.traj_gens, batch=batch, steps=steps, dtype=self.dtype)
 
     def _dropout_mask(self, shape: tuple[int, ...]) -> torch.Tensor | None:
         """0/1 mask of ``shape`` (E, B, T, Ng), network e's slice from its own generator.
@@ -367,9 +308,8 @@ class Ensemble:
                             headings_tm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Readout and per-network loss from time-major hidden states; (E,) and (E, T, B, Nout).
 
-        On the CPU the targets and the loss are computed for a few networks at a time, so
-        that their many elementwise intermediates stay in cache (each network's loss is
-        the same either way).
+        On the CPU the targets and the loss are computed for a few networks at a time
+        (:func:`gridsweep.runtime.loss_blocks`; each network's loss is the same either way).
         """
         out = self.model.readout(hidden_tm, mask_tm)
         sizes = self._loss_chunk_sizes(out)
@@ -377,15 +317,12 @@ class Ensemble:
         losses = [self._loss(start, o, p, h) for start, o, p, h in self._with_starts(parts)]
         return (losses[0] if len(losses) == 1 else torch.cat(losses)), out
 
-    #: Largest readout block (bytes) whose loss is computed in one go on the CPU.
-    _LOSS_BLOCK_BYTES = 8 << 20
+    #: Largest readout block (bytes) whose loss is computed in one go on the CPU (per instance, for tests).
+    _LOSS_BLOCK_BYTES = LOSS_BLOCK_BYTES
 
     def _loss_chunk_sizes(self, out: torch.Tensor) -> list[int]:
-        per_network = out[0].numel() * out.element_size()
-        n = self.E
-        if self.device.type == "cpu" and not self.compiled and n > 1:
-            n = max(1, min(self.E, self._LOSS_BLOCK_BYTES // per_network))
-        return [min(n, self.E - a) for a in range(0, self.E, n)]
+        return loss_blocks(self.E, out[0].numel() * out.element_size(), self.device, self.compiled,
+                           self._LOSS_BLOCK_BYTES)
 
     @staticmethod
     def _with_starts(parts):
@@ -397,11 +334,13 @@ class Ensemble:
     def _loss(self, start: int, out: torch.Tensor, positions: torch.Tensor, headings: torch.Tensor) -> torch.Tensor:
         """Loss of networks start .. start + len(out) - 1, (n,)."""
         target, hd = self._sub_targets(start, out.shape[0])
+        from gridsweep.fused import readout_loss  # GRIDSWEEP_FUSED=reference: target.loss(out, target.encode(x))
+
         Np = target.n_outputs
-        loss = target.loss(out[..., :Np], target.encode(positions))
+        loss = readout_loss(target, out, positions)
         if hd is not None:
             w = self.cfg.head_direction.loss_weight
-            loss = loss + w * hd.loss(out[..., Np:], hd.encode(headings))
+            loss = loss + w * readout_loss(hd, out, headings, start=Np)
         return loss
 
     def _sub_targets(self, start: int, n: int) -> tuple[Target, HeadDirectionTarget | None]:
@@ -444,11 +383,12 @@ class Ensemble:
             decoded = self.target.decode(out_tm[..., :self.target.n_outputs].detach())
             return decoding_error_cm(decoded, positions_tm)
 
-    def train_step(self) -> Mapping[str, torch.Tensor]:
+    def train_step(self) -> StepMetrics:
         """One optimisation step of every active network.
 
         Returns per-network (E,) metrics ``loss``, ``penalty`` and ``decoding_error_cm``
-        (the last computed when first read). Nothing is read back to the host.
+        (:class:`gridsweep.runtime.StepMetrics`: the last computed when first read).
+        Nothing is read back to the host.
         """
         traj = self.sample()
         loss, out, _ = self._forward(traj, train=True)
@@ -473,7 +413,7 @@ class Ensemble:
             self._diverged_step = torch.where(newly, self.step, self._diverged_step)
         self.step += 1
         positions = traj.positions.transpose(1, 2)
-        return _StepMetrics(loss.detach(), penalty.detach(), lambda: self._decoding_error(out, positions))
+        return StepMetrics(loss.detach(), penalty.detach(), lambda: self._decoding_error(out, positions))
 
     @torch.no_grad()
     def evaluate(self, n_trajectories: int | None = None, steps: int | None = None, seed_stream: str = "eval",
@@ -579,10 +519,65 @@ class _RunDir:
         write_json_atomic(self.path / "status.json", kw)
 
 
+def write_summary(run_dir: str | Path, metrics: Mapping[str, Any], *, start: bool = False) -> dict[str, Any]:
+    """Write ``RUN_DIR/summary.json``, the flat final metrics of a run: its one writer.
+
+    Parameters
+    ----------
+    run_dir : path
+    metrics : mapping
+        Flat metrics (floats, ints, strings).
+    start : bool
+        True (training, at the end of a run): the file holds exactly ``metrics``
+        (``status``, the final training metrics, ``config_hash``). False
+        (:func:`gridsweep.evaluation.score_run`): ``metrics`` are merged into the file,
+        replacing the keys they share and keeping the others.
+
+    Returns
+    -------
+    dict
+        What the file now holds. Written atomically with its ``.sha256`` sidecar; the
+        file merged into is verified first (:func:`gridsweep.files.read_json`).
+    """
+    path = Path(run_dir) / "summary.json"
+    data = {} if start or not path.exists() else dict(read_json(path))
+    data.update(metrics)
+    write_json_atomic(path, data)
+    return data
+
+
 def _progress(total: int, initial: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True, leave=False)
+
+
+def _restore(ens: Ensemble, dirs: Sequence[_RunDir], resume: bool) -> int | None:
+    """Resume ``ens`` from the run directories' checkpoints when all have one; the step on disk (or None).
+
+    Metric rows logged after that step (work about to be redone) are dropped; without a
+    resume every metrics file starts again.
+    """
+    if dirs and resume and all(d.checkpoint.exists() for d in dirs):
+        ens.load_network_states([load_torch(d.checkpoint) for d in dirs])
+        for d in dirs:
+            d.truncate_metrics(ens.step)
+        return ens.step
+    for d in dirs:
+        d.truncate_metrics(-1)
+    return None
+
+
+def _log_metrics(dirs: Sequence[_RunDir], ens: Ensemble, m: StepMetrics, held_out: torch.Tensor | None,
+                 seconds: float) -> None:
+    """One metrics.csv row per network (none for a network diverged before the previous step)."""
+    step = ens.step
+    for e, d in enumerate(dirs):
+        if ens.diverged_at[e] is not None and ens.diverged_at[e] < step - 1:
+            continue
+        d.log({"step": step, "loss": float(m.loss[e]), "penalty": float(m.penalty[e]),
+               "train_decoding_error_cm": float(m.decoding_error_cm[e]),
+               "eval_decoding_error_cm": "" if held_out is None else float(held_out[e]), "seconds": round(seconds, 3)})
 
 
 def train_ensemble(
@@ -593,7 +588,7 @@ def train_ensemble(
     progress: bool = True,
     resume: bool = True,
     stop_after: int | None = None,
-    callback: Callable[[Ensemble, dict[str, torch.Tensor]], None] | None = None,
+    callback: Callable[[Ensemble, StepMetrics], None] | None = None,
 ) -> tuple[Ensemble, list[TrainResult]]:
     """Train E networks of one shape together.
 
@@ -608,100 +603,85 @@ def train_ensemble(
         Stop (as if interrupted) once this many steps have been completed; for tests of
         resume and for time-boxed work.
     callback : callable, optional
-        Called as ``callback(ensemble, step_metrics)`` after every step.
+        Called as ``callback(ensemble, step_metrics)`` after every step
+        (:class:`gridsweep.runtime.StepMetrics`).
 
     Returns
     -------
     (Ensemble, list of TrainResult)
+
+    Notes
+    -----
+    The held-out decoding error (:meth:`Ensemble.evaluate`) is measured every
+    ``training.eval_every`` steps and at the last step; the measurement of the final
+    weights is the run's ``decoding_error_cm`` (measured once: a run that ends on an
+    evaluation step is not evaluated again). Each network's ``summary.json`` is started
+    here (:func:`write_summary`) unless training stopped early.
     """
     ens = Ensemble(cfgs, device=device)
-    dirs = [_RunDir(Path(d), c) for d, c in zip(out_dirs, ens.cfgs)] if out_dirs else None
-    saved_step: int | None = None  # step of the checkpoints on disk
-    if dirs and resume and all(d.checkpoint.exists() for d in dirs):
-        ens.load_network_states([load_torch(d.checkpoint) for d in dirs])
-        saved_step = ens.step
-        for d in dirs:
-            d.truncate_metrics(ens.step)
-    elif dirs:
-        for d in dirs:
-            d.truncate_metrics(-1)
+    dirs = [_RunDir(Path(d), c) for d, c in zip(out_dirs, ens.cfgs)] if out_dirs else []
+    saved_step = _restore(ens, dirs, resume)  # step of the checkpoints on disk
     tr = ens.cfg.training
-    n_steps = tr.n_steps
-    t0 = time.perf_counter()
-    seconds_before = ens.train_seconds  # earlier sessions (from the checkpoint)
-    last_eval = torch.full((ens.E,), float("nan"))
-    bar = _progress(n_steps, ens.step, progress, f"train {ens.cfg.model.cell} x{ens.E}")
+    t_start = time.perf_counter() - ens.train_seconds  # the clock runs on from earlier sessions
+    held_out, held_out_step = torch.full((ens.E,), float("nan")), None  # last held-out error (E,) and its step
+    stopped = False
+    bar = _progress(tr.n_steps, ens.step, progress, f"train {ens.cfg.model.cell} x{ens.E}")
 
     def save_checkpoints() -> None:
         nonlocal saved_step
-        ens.train_seconds = seconds_before + (time.perf_counter() - t0)
-        for e, d in enumerate(dirs or []):
+        ens.train_seconds = time.perf_counter() - t_start
+        for e, d in enumerate(dirs):
             save_torch(ens.network_state(e), d.checkpoint)
             d.status(status="running", step=ens.step, checkpoint_step=ens.step)
         saved_step = ens.step
 
-    for d in dirs or []:
+    for d in dirs:
         d.status(status="running", step=ens.step, checkpoint_step=saved_step)
     try:
-        # metrics.csv "seconds" counts from the first session (t0 shifted by the earlier sessions)
-        ens, stopped, last_eval = _train_loop(ens, dirs, n_steps, tr, t0 - seconds_before, last_eval, bar, callback,
-                                              stop_after, save_checkpoints)
+        while ens.step < tr.n_steps and bool(ens.active.any()):
+            m = ens.train_step()
+            if callback is not None:
+                callback(ens, m)
+            step, last = ens.step, ens.step == tr.n_steps
+            if step % tr.eval_every == 0 or last:
+                held_out, held_out_step = ens.evaluate().cpu(), step
+            if dirs and (step % tr.log_every == 0 or held_out_step == step):
+                _log_metrics(dirs, ens, m, held_out if held_out_step == step else None, time.perf_counter() - t_start)
+            if dirs and (step % tr.checkpoint_every == 0 or last):
+                save_checkpoints()
+            bar.update(1)
+            if step % 10 == 0 or last:
+                bar.set_postfix(loss=f"{float(m.loss.mean()):.3f}", err_cm=f"{float(m.decoding_error_cm.mean()):.1f}",
+                                active=int(ens.active.sum()))
+            if stop_after is not None and step >= stop_after:
+                stopped = True
+                break
     except KeyboardInterrupt:
         bar.close()
-        for d in dirs or []:
+        for d in dirs:
             d.status(status="interrupted", step=saved_step or 0, checkpoint_step=saved_step,
                      interrupted_at_step=ens.step, resume=resume_command(d.path))
         raise
     bar.close()
-    if dirs and not stopped:
-        save_checkpoints()
-    final_eval = ens.evaluate().cpu() if not stopped else last_eval
+
+    if not stopped:
+        if dirs and saved_step != ens.step:
+            save_checkpoints()
+        if held_out_step != ens.step:  # ended without evaluating the final weights (resumed at the end, all diverged)
+            held_out = ens.evaluate().cpu()
+    ens.train_seconds = elapsed = time.perf_counter() - t_start
     results = []
-    elapsed = seconds_before + (time.perf_counter() - t0)
-    ens.train_seconds = elapsed
     for e, cfg in enumerate(ens.cfgs):
         status = "diverged" if ens.diverged_at[e] is not None else ("stopped" if stopped else "done")
-        metrics = {"decoding_error_cm": float(final_eval[e]), "steps": ens.step, "train_seconds": elapsed,
+        metrics = {"decoding_error_cm": float(held_out[e]), "steps": ens.step, "train_seconds": elapsed,
                    "seconds_per_step_per_network": elapsed / max(1, ens.step) / ens.E}
-        res = TrainResult(cfg, status, ens.step, metrics, Path(out_dirs[e]) if out_dirs else None, ens.diverged_at[e])
         if dirs:
             dirs[e].status(status=status, step=ens.step, diverged_at=ens.diverged_at[e], checkpoint_step=saved_step)
             if status != "stopped":
-                write_json_atomic(dirs[e].path / "summary.json", {"status": status, **metrics,
-                                                                  "config_hash": cfg.hash()})
-        results.append(res)
+                write_summary(dirs[e].path, {"status": status, **metrics, "config_hash": cfg.hash()}, start=True)
+        results.append(TrainResult(cfg, status, ens.step, metrics, dirs[e].path if dirs else None,
+                                   ens.diverged_at[e]))
     return ens, results
-
-
-def _train_loop(ens, dirs, n_steps, tr, t0, last_eval, bar, callback, stop_after, save_checkpoints):
-    """The step loop of :func:`train_ensemble`; returns (ensemble, stopped, last eval)."""
-    stopped = False
-    while ens.step < n_steps and bool(ens.active.any()):
-        m = ens.train_step()
-        if callback is not None:
-            callback(ens, m)
-        step = ens.step
-        do_eval = step % tr.eval_every == 0 or step == n_steps
-        if do_eval:
-            last_eval = ens.evaluate().cpu()
-        if dirs and (step % tr.log_every == 0 or do_eval or step == n_steps):
-            secs = time.perf_counter() - t0
-            for e, d in enumerate(dirs):
-                if ens.diverged_at[e] is not None and ens.diverged_at[e] < step - 1:
-                    continue
-                d.log({"step": step, "loss": float(m["loss"][e]), "penalty": float(m["penalty"][e]),
-                       "train_decoding_error_cm": float(m["decoding_error_cm"][e]),
-                       "eval_decoding_error_cm": float(last_eval[e]) if do_eval else "", "seconds": round(secs, 3)})
-        if dirs and (step % tr.checkpoint_every == 0 or step == n_steps):
-            save_checkpoints()
-        bar.update(1)
-        if step % 10 == 0 or step == n_steps:
-            bar.set_postfix(loss=f"{float(m['loss'].mean()):.3f}", err_cm=f"{float(m['decoding_error_cm'].mean()):.1f}",
-                            active=int(ens.active.sum()))
-        if stop_after is not None and step >= stop_after:
-            stopped = True
-            break
-    return ens, stopped, last_eval
 
 
 def train(cfg: RunConfig, out_dir: str | Path | None = None, **kw: Any) -> tuple[Ensemble, TrainResult]:

@@ -5,7 +5,7 @@ Two motion models, both vectorised over any leading batch shape and seeded by ex
 
 ``sorscher``
     The published generator of Sorscher et al. (used by Sorscher, Nayebi and NFL),
-    SCIENCE.md section 2: i.i.d. turn rate and Rayleigh speed per step, wall avoidance
+    docs/science.md section 2: i.i.d. turn rate and Rayleigh speed per step, wall avoidance
     that turns the heading parallel to a wall closer than 3 cm and slows the agent.
 ``ou``
     A RatInABox-style model: Ornstein-Uhlenbeck processes for speed and rotational
@@ -24,7 +24,7 @@ of a batch from one generator, :func:`integrate` turns that noise into positions
 deterministically. Networks in an ensemble each own a generator, so a network trained
 in an ensemble sees exactly the trajectories it would see alone.
 
-Conventions (SCIENCE.md section 2): the network input at step t is the displacement
+Conventions (docs/science.md section 2): the network input at step t is the displacement
 ``velocities[..., t, :]`` that moves ``positions[..., t-1, :]`` (``start`` for t = 0) to
 ``positions[..., t, :]``; the target at step t is ``positions[..., t, :]``.
 """
@@ -116,7 +116,11 @@ def sample_noise(
         u = 1.0 - torch.rand((batch, steps), generator=gen, device=dev, dtype=dtype)
         speed = cfg.speed_scale * torch.sqrt(-2.0 * torch.log(u))
         return {"start": start, "heading": heading, "turn": turn, "speed": speed}
-    speed0 = (cfg.ou_speed_mean + cfg.ou_speed_std * torch.randn((batch,), generator=gen, device=dev, dtype=dtype)).abs()
+    z0 = torch.randn((batch,), generator=gen, device=dev, dtype=dtype)
+    if cfg.ou_speed_model == "ratinabox":  # stationary Rayleigh speed from the same draw
+        speed0 = _normal_to_rayleigh(z0, cfg.ou_speed_mean)
+    else:
+        speed0 = (cfg.ou_speed_mean + cfg.ou_speed_std * z0).abs()
     return {
         "start": start,
         "heading": heading,
@@ -124,6 +128,22 @@ def sample_noise(
         "speed_noise": torch.randn((batch, steps), generator=gen, device=dev, dtype=dtype),
         "rotation_noise": torch.randn((batch, steps), generator=gen, device=dev, dtype=dtype),
     }
+
+
+def _normal_to_rayleigh(z: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Map a standard normal to a Rayleigh(sigma) variable through their CDFs.
+
+    ``sigma sqrt(-2 log(1 - Phi(z)))``, with ``log(1 - Phi(z)) = log_ndtr(-z)`` (no
+    underflow). RatInABox's ``utils.normal_to_rayleigh`` (ratinabox 1.15, utils.py:409-413).
+    """
+    return sigma * torch.sqrt(-2.0 * torch.special.log_ndtr(-z))
+
+
+def _rayleigh_to_normal(speed: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Inverse of :func:`_normal_to_rayleigh`, the uniform clamped to [1e-6, 1 - 1e-6] as
+    RatInABox's ``utils.rayleigh_to_normal`` does (utils.py:416-421)."""
+    u = (-torch.expm1(-(speed * speed) / (2 * sigma**2))).clamp(1e-6, 1 - 1e-6)
+    return torch.special.ndtri(u)
 
 
 def _wrap_angle(a: torch.Tensor) -> torch.Tensor:
@@ -270,7 +290,8 @@ def _integrate_sorscher(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, b
             turn = turn + torch.where(near, wall_turn, torch.zeros_like(wall_turn))
             speed = torch.where(near, speed * cfg.wall_speed_factor, speed)
         step = (speed * dt).unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
-        new = _finish(pos + step, box, cfg) if walls is None else _stop_at_walls(pos, step, walls, arena, d_here)
+        new = (_finish(pos + step, box, cfg) if walls is None or arena is None  # None together
+               else _stop_at_walls(pos, step, walls, arena, d_here))
         # With periodic walls the input is the raw displacement, not the wrapped jump.
         vels.append(step if box.boundary == "periodic" else new - pos)
         poss.append(new)
@@ -296,6 +317,19 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
     scaled by d / distance, so it vanishes at the wall. This is a re-derivation from the
     described behaviour, not a copy of RatInABox's update.
 
+    Both OU updates are RatInABox's (``utils.ornstein_uhlenbeck``, utils.py:347-368:
+    ``x += -x dt / tau + s sqrt(2 dt / tau) N(0, 1)``, so the stationary std is
+    ``s / sqrt(1 - dt / (2 tau))``); the rotational velocity is in rad/s in both.
+    The speed differs by ``ou_speed_model``: ``"normal"`` (the original) runs the OU on
+    the speed itself, mean ``ou_speed_mean``, std ``ou_speed_std``, reflected at 0 (so
+    the mean speed is that of a folded normal, 0.093 m/s at the defaults);
+    ``"ratinabox"`` runs a unit OU on a latent normal z and sets the speed to
+    ``Rayleigh(ou_speed_mean)`` quantile of z, as RatInABox's Agent does in 2D
+    (Agent.py:268-318, where ``speed_std`` only matters when it is 0: constant speed);
+    the mean speed is then ``ou_speed_mean sqrt(pi / 2)`` (0.100 m/s at the defaults).
+    Walls differ from RatInABox in both modes (RatInABox: spring and conveyor-belt
+    repulsion with ``thigmotaxis``; docs/arenas.md).
+
     In an arena other than the rectangle the same rule runs wall by wall (a loop over the
     segments, vectorised over the batch): d is the distance to the segment and the
     component along the segment's normal pointing into the wall is scaled; for the
@@ -312,10 +346,18 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
     hw, hh = box.width / 2, box.height / 2
     arena = _arena(box)
     walls = None if arena is None else arena.torch_walls(pos.device, pos.dtype)
+    rayleigh = cfg.ou_speed_model == "ratinabox"
+    if rayleigh:
+        z = _rayleigh_to_normal(speed, cfg.ou_speed_mean)
     vels, poss, hds = [], [], []
     for t in range(steps):
-        speed = (speed + a_s * (cfg.ou_speed_mean - speed)
-                 + cfg.ou_speed_std * math.sqrt(2 * a_s) * noise["speed_noise"][..., t]).abs()
+        if rayleigh:
+            z = z - a_s * z + math.sqrt(2 * a_s) * noise["speed_noise"][..., t]
+            speed = (_normal_to_rayleigh(z, cfg.ou_speed_mean) if cfg.ou_speed_std > 0
+                     else torch.full_like(z, cfg.ou_speed_mean))
+        else:
+            speed = (speed + a_s * (cfg.ou_speed_mean - speed)
+                     + cfg.ou_speed_std * math.sqrt(2 * a_s) * noise["speed_noise"][..., t]).abs()
         rot = rot - a_r * rot + cfg.ou_rotation_std * math.sqrt(2 * a_r) * noise["rotation_noise"][..., t]
         hd = hd + rot * dt
         v = speed.unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
@@ -333,7 +375,7 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
             vx = torch.where(v[..., 0] > 0, v[..., 0] * fx_pos, v[..., 0] * fx_neg)
             vy = torch.where(v[..., 1] > 0, v[..., 1] * fy_pos, v[..., 1] * fy_neg)
             v = torch.stack([vx, vy], dim=-1)
-        new = (_clip_to_box(pos + v * dt, box) if walls is None
+        new = (_clip_to_box(pos + v * dt, box) if walls is None or arena is None  # None together
                else _stop_at_walls(pos, v * dt, walls, arena, dists.min(dim=-1).values))
         step = new - pos
         hd = torch.where(step.norm(dim=-1) > 0, torch.atan2(step[..., 1], step[..., 0]), hd)

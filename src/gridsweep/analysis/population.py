@@ -139,8 +139,8 @@ def _permute_bins(maps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _circular_shift(maps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Roll each unit's map by a random (dy, dx) with wrap-around (NaN bins move with it)."""
     u, ny, nx = maps.shape
-    dy = rng.integers(0, ny, size=u)
-    dx = rng.integers(0, nx, size=u)
+    dy = rng.integers(0, ny, size=(u,))
+    dx = rng.integers(0, nx, size=(u,))
     iy = (np.arange(ny)[None, :] - dy[:, None]) % ny
     ix = (np.arange(nx)[None, :] - dx[:, None]) % nx
     return maps[np.arange(u)[:, None, None], iy[:, :, None], ix[:, None, :]]

@@ -1,7 +1,7 @@
 """Rate maps: the mean activation of every unit in every spatial bin.
 
 One analysis: :func:`rate_maps` turns ``(positions, activations)`` samples into a
-:class:`RateMaps` (SCIENCE.md section 6, "Rate map").
+:class:`RateMaps` (docs/science.md section 6, "Rate map").
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from gridsweep.errors import DataError
 
 __all__ = ["DEFAULT_EXTENT", "RateMaps", "rate_maps"]
 
-#: Sorscher's 2.2 m box centred at the origin (SCIENCE.md section 2).
+#: Sorscher's 2.2 m box centred at the origin (docs/science.md section 2).
 DEFAULT_EXTENT = (-1.1, 1.1, -1.1, 1.1)
 
 
@@ -82,12 +82,12 @@ def _grid(extent: Sequence[float], bins: int | Sequence[int], bin_width: float |
             nx = ny = int(bins)
         else:
             try:
-                nx, ny = (int(b) for b in bins)  # type: ignore[union-attr]
+                nx, ny = (int(b) for b in bins)
             except (TypeError, ValueError):
                 raise DataError(f"bins must be an int (per side) or (nx, ny); got {bins!r}") from None
         if nx < 1 or ny < 1:
             raise DataError(f"bins must be >= 1 per side; got {bins!r}")
-    return ext, nx, ny  # type: ignore[return-value]
+    return ext, nx, ny
 
 
 def _bin_index(x: np.ndarray, lo: float, hi: float, n: int) -> np.ndarray:
@@ -124,7 +124,7 @@ def rate_maps(
         so the realised ``bin_size`` can differ slightly from ``bin_width`` when the side
         is not a multiple of it (2.2 m at 0.05 m gives 44 bins of exactly 0.05 m).
     smoothing_sigma : float, default 0
-        Gaussian smoothing width in bins; 0 (the default, SCIENCE.md section 6: no
+        Gaussian smoothing width in bins; 0 (the default, docs/science.md section 6: no
         smoothing for network units) disables it.
     mask : bool array_like (ny, nx), optional
         Bins inside the arena (``gridsweep.arenas.Arena.mask``: bin centre inside); bins
@@ -144,11 +144,11 @@ def rate_maps(
 
     Notes
     -----
-    Rate map as defined in SCIENCE.md section 6 (Banino et al. 2018; Sorscher et al.
+    Rate map as defined in docs/science.md section 6 (Banino et al. 2018; Sorscher et al.
     2019; Schaeffer et al. 2022): the mean activation per bin over all samples.
 
     * Binning: bin ``i = floor((x - xmin) / dx)``. Positions outside the extent (the
-      published motion model lets trajectories slip a little past the walls, SCIENCE.md
+      published motion model lets trajectories slip a little past the walls, docs/science.md
       section 2) are **clipped into the edge bins**, as is ``x == xmax``.
     * Accumulation is one scatter-add over all samples and units at once: a sparse
       one-hot (bins x N) binning matrix times the (N, U) activations in numpy/scipy, or
@@ -189,12 +189,12 @@ def rate_maps(
             act_t = act_t[:, None]
         if not bool(torch.isfinite(pos_t).all()):
             raise DataError("positions must be finite; got NaN or inf (drop lost-tracking samples first)")
-        ix = torch.clamp(torch.floor((pos_t[:, 0] - ext[0]) * (nx / (ext[1] - ext[0]))), 0, nx - 1).long()
-        iy = torch.clamp(torch.floor((pos_t[:, 1] - ext[2]) * (ny / (ext[3] - ext[2]))), 0, ny - 1).long()
-        flat = iy * nx + ix
+        ix_t = torch.clamp(torch.floor((pos_t[:, 0] - ext[0]) * (nx / (ext[1] - ext[0]))), 0, nx - 1).long()
+        iy_t = torch.clamp(torch.floor((pos_t[:, 1] - ext[2]) * (ny / (ext[3] - ext[2]))), 0, ny - 1).long()
+        flat_t = iy_t * nx + ix_t
         sums_t = torch.zeros((nb, act_t.shape[1]), dtype=torch.float64, device=dev)
-        sums_t.index_add_(0, flat, act_t)
-        counts_t = torch.bincount(flat, minlength=nb)
+        sums_t.index_add_(0, flat_t, act_t)
+        counts_t = torch.bincount(flat_t, minlength=nb)
         sums = sums_t.cpu().numpy()
         counts = counts_t.cpu().numpy().astype(np.int64)
     else:

@@ -192,6 +192,8 @@ def _sac_chunk(a: np.ndarray, m: np.ndarray, shape: tuple[int, int], phase: np.n
         fms = fm * phase
         n = np.rint(sfft.irfft2(np.conj(fm) * fms, s=shape)[sl])  # exact integer counts
     else:
+        if n is None:  # the caller passes a shared mask spectrum with its overlap counts
+            raise AnalysisError("_sac_chunk: a precomputed mask spectrum fm needs its overlap counts n")
         fms = fm * phase
     sx = sfft.irfft2(np.conj(fa) * fms, s=shape)[sl]    # sum of x(p) over the overlap
     sxx = sfft.irfft2(np.conj(fa2) * fms, s=shape)[sl]

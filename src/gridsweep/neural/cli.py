@@ -5,10 +5,15 @@ each trial of a sweep) against a recorded dataset (NWB, Nayebi-format ``.npz``/`
 or gridsweep's dataset ``.npz``) next to PR-matched null models, and writes a per-cell
 table (parquet + csv), a summary table and the predictivity-vs-PR figure.
 ``gridsweep neural simulate`` writes a synthetic MEC session as NWB.
+
+Output: the summary table and the path written (last line) go to stdout; notes on how
+model maps were fitted to the data go to the ``gridsweep.neural.cli`` logger (stderr;
+``gridsweep -q`` silences them).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,8 @@ import typer
 
 from gridsweep.cli import EdgeGroup, check_out_dir
 from gridsweep.errors import DataError
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(cls=EdgeGroup, no_args_is_help=True, help="Neural predictivity with dimension-matched nulls.")
 
@@ -109,9 +116,9 @@ def fit(
     for name, (maps, ext) in models.items():
         mw = ext[1] - ext[0]
         if maps.shape[1:] != dataset.shape:
-            typer.echo(f"{name}: model grid {maps.shape[1:]} resampled to the data grid {dataset.shape} (bilinear)")
+            log.info("%s: model grid %s resampled to the data grid %s (bilinear)", name, maps.shape[1:], dataset.shape)
         if np.isfinite(mw) and abs(mw - dw) > 0.05 * dw:
-            typer.echo(f"{name}: model box {mw:.2f} m wide mapped onto a {dw:.2f} m arena (rescaled)")
+            log.info("%s: model box %.2f m wide mapped onto a %.2f m arena (rescaled)", name, mw, dw)
     comp = compare_predictivity(
         {k: v[0] for k, v in models.items()},
         dataset,

@@ -254,6 +254,6 @@ def concat_datasets(datasets: Sequence[NeuralDataset], *, atol: float = 1e-6) ->
         cell_ids=np.concatenate([d.cell_ids for d in datasets]),
         animal=np.concatenate([d.animal for d in datasets]),
         session=np.concatenate([d.session for d in datasets]),
-        split_maps=np.concatenate([d.split_maps for d in datasets], axis=1) if has_split else None,  # type: ignore[misc]
+        split_maps=np.concatenate([d.split_maps for d in datasets], axis=1) if has_split else None,
         source=";".join(dict.fromkeys(d.source for d in datasets)),
     )

@@ -505,7 +505,7 @@ def load_nwb(
         if "spike_times" not in units.colnames:
             raise DataError(f"{path}: the Units table has no 'spike_times' column (columns: {list(units.colnames)})")
         ids = np.asarray(units.id[:])
-        rows = range(len(ids))
+        rows: Sequence[int] = range(len(ids))
         if unit_ids is not None:
             wanted = {int(u) for u in unit_ids}
             missing = wanted - {int(i) for i in ids}
@@ -635,7 +635,9 @@ def _nayebi_from_dict(
     animals = data[arena]
     if not isinstance(animals, Mapping) or not animals:
         raise DataError(f"{source}: dataset[{arena!r}] must be a non-empty dict of animals")
-    maps, ids, who = [], [], []
+    maps: list[np.ndarray] = []
+    ids: list[str] = []
+    who: list[str] = []
     shape = None
     for animal, entry in animals.items():
         if not isinstance(entry, Mapping) or "resp" not in entry:

@@ -488,7 +488,7 @@ def _ceiling_inter_animal(
         src = ~tgt
         feat_valid = valid[src].all(axis=0)
         feats = np.where(valid[src], flat[src], 0.0)
-        r, _ = _cv_scores(feats, np.where(valid[tgt], flat[tgt], 0.0), feat_valid, valid[tgt], test_masks, method, options, seed)
+        r = _cv_scores(feats, np.where(valid[tgt], flat[tgt], 0.0), feat_valid, valid[tgt], test_masks, method, options, seed)[0]
         values[tgt] = r
     values = np.where(values > 0, values, np.nan)
     return NoiseCeiling("inter_animal", values, np.full(dataset.n_cells, np.nan))

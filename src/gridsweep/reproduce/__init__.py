@@ -1,7 +1,7 @@
 """One-command reproduction of the No Free Lunch study and its report.
 
 ``gridsweep reproduce --preset tiny|quick|full`` trains every sweep behind claims
-R1-R7 and P (SCIENCE.md section 1) and the rebuttal's checks (B1, B2) into one sweep
+R1-R7 and P (docs/science.md section 1) and the rebuttal's checks (B1, B2) into one sweep
 directory and writes ``report.html``; ``gridsweep report SWEEP_DIR`` rewrites the report
 from the stored numbers. See docs/reproduce.md.
 """

@@ -1,6 +1,6 @@
 """What the papers reported, claim by claim, as data.
 
-Every number here is transcribed from ``SCIENCE.md`` section 1 (the table "The claims
+Every number here is transcribed from ``docs/science.md`` section 1 (the table "The claims
 to reproduce", NeurIPS numbering) and cites the section it comes from; the report prints
 them next to what a run measured. Nothing here is computed: verdicts live in
 :mod:`gridsweep.reproduce.verdicts`.
@@ -48,7 +48,7 @@ class Claim:
     side: str = "NFL"  # "NFL" (Schaeffer et al.) or "rebuttal" (Sorscher et al. 2022)
 
 
-_S1 = "SCIENCE.md section 1"
+_S1 = "docs/science.md section 1"
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
@@ -98,11 +98,11 @@ CLAIMS: tuple[Claim, ...] = (
         "R4", "Fourier analysis of a Turing instability explains R2 and R3",
         "Targets whose spatial spectrum peaks on a ring at k* > 0 give grids, others do not; the "
         "predicted hexagonal spacing 4 pi / (sqrt(3) k*) tracks the measured grid period.",
-        _S1 + "; SCIENCE.md section 5",
+        _S1 + "; docs/science.md section 5",
         (
-            PaperNumber("unit-integral DoG ring", "k*^2 = 2 ln(sI^2/sE^2)/(sI^2 - sE^2)", "SCIENCE.md section 5"),
-            PaperNumber("hexagonal spacing", "4 pi / (sqrt(3) k*)", "SCIENCE.md section 5"),
-            PaperNumber("Gaussian, Cartesian, polar", "no ring", "SCIENCE.md section 5"),
+            PaperNumber("unit-integral DoG ring", "k*^2 = 2 ln(sI^2/sE^2)/(sI^2 - sE^2)", "docs/science.md section 5"),
+            PaperNumber("hexagonal spacing", "4 pi / (sqrt(3) k*)", "docs/science.md section 5"),
+            PaperNumber("Gaussian, Cartesian, polar", "no ring", "docs/science.md section 5"),
         ),
     ),
     Claim(
@@ -143,11 +143,11 @@ CLAIMS: tuple[Claim, ...] = (
         "B1", "Rebuttal: a properly normalised (unit-integral) DoG gives grids",
         "Sorscher et al. (2022): with unit-integral amplitudes alpha_E = 1/(2 pi sigma_E^2), alpha_I = "
         "1/(2 pi sigma_I^2) the DoG behaves like DoS, so what matters is the centre-surround balance, not the softmax.",
-        "SCIENCE.md sections 1, 3 and 5",
+        "docs/science.md sections 1, 3 and 5",
         (
-            PaperNumber("unit-integral amplitudes", "alpha = 1/(2 pi sigma^2)", "SCIENCE.md section 5"),
+            PaperNumber("unit-integral amplitudes", "alpha = 1/(2 pi sigma^2)", "docs/science.md section 5"),
             PaperNumber("DoS approximates the unit-integral DoG", "softmax divides by ~rho 2 pi sigma^2",
-                        "SCIENCE.md section 5"),
+                        "docs/science.md section 5"),
         ),
         side="rebuttal",
     ),
@@ -155,7 +155,7 @@ CLAIMS: tuple[Claim, ...] = (
         "B2", "Rebuttal: multi-field cells with a single-scale centre-surround keep grids",
         "Sorscher et al. (2022): several fields per cell do not by themselves remove grids; the "
         "heterogeneity of scale does.",
-        "SCIENCE.md sections 1 and 3",
+        "docs/science.md sections 1 and 3",
         (PaperNumber("fields per cell", "1 + Poisson(3), one sigma and surround ratio", "Sorscher et al. 2022"),),
         side="rebuttal",
     ),
@@ -163,7 +163,7 @@ CLAIMS: tuple[Claim, ...] = (
         "P", "Neural predictivity rises with the dimensionality of the model's basis",
         "Linear-regression predictivity of MEC cells grows with the participation ratio of the model's "
         "rate maps, whatever the model computes, so it must be compared with dimension-matched nulls.",
-        _S1 + "; SCIENCE.md section 7",
+        _S1 + "; docs/science.md section 7",
         (
             PaperNumber("RNN: predictivity (PR)", "0.68 (3.4)", "Nayebi et al. 2021", key="pred:rnn"),
             PaperNumber("SRNN: predictivity (PR)", "0.78 (4.9)", "Nayebi et al. 2021", key="pred:srnn"),

@@ -137,14 +137,13 @@ def untrained_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]], swee
     """Grid measures of each trial's network *before training* (same config and seed).
 
     The null of the 'has grid units' criterion: a criterion that untrained networks
-    meet says nothing about learning (SCIENCE.md section 6). One row per finished trial
+    meet says nothing about learning (docs/science.md section 6). One row per finished trial
     of ``group`` (``trial_id, group, condition, seed, status`` and the grid columns of
     :data:`METRICS`; no decoding error).
     Rows are cached in ``reproduce/untrained.csv`` (written atomically), so a report
     rebuilt later does not recompute them.
     """
-    from gridsweep.analysis import unit_table
-    from gridsweep.evaluation import summary_metrics, untrained_ratemaps
+    from gridsweep.evaluation import untrained_scores
 
     say = log or (lambda s: None)
     path = Path(sweep_dir) / UNTRAINED_CACHE
@@ -155,8 +154,7 @@ def untrained_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]], swee
     for _, r in sel.iterrows():
         if r["trial_id"] in done or r["trial_id"] not in configs:
             continue
-        rm = untrained_ratemaps(configs[r["trial_id"]])
-        m = summary_metrics(unit_table(rm.maps, rm.bin_size[0]))
+        m = untrained_scores(configs[r["trial_id"]])
         rows.append({"trial_id": r["trial_id"], **{k: m.get(k, np.nan) for k in GRID_METRICS}})
     if rows:
         say(f"report: scored {len(rows)} untrained networks (the grid criterion's null)")
@@ -252,9 +250,10 @@ def theory_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]], groups=
     """
     if predict is None:
         try:
-            from gridsweep.theory import predict
+            from gridsweep.theory import predict as theory_predict
         except ImportError as err:
             return pd.DataFrame(columns=["trial_id"]), {}, f"gridsweep.theory unavailable ({err})"
+        predict = theory_predict
     sel = runs[runs["group"].isin(groups)].drop_duplicates(["trial_id", "group", "condition"])
     cache: dict[str, dict[str, Any]] = {}
     spectra: dict[str, Any] = {}

@@ -278,7 +278,9 @@ def fig_top_ratemaps(df: pd.DataFrame, group: str = "targets", n: int = 4, title
         # the best run among those that path-integrate, when there are any
         low = sub["low_error"].astype(bool) if "low_error" in sub else pd.Series(False, index=sub.index)
         sub = sub.assign(_low=low).sort_values(["_low", SCORE_COL], ascending=False, na_position="last")
-        maps, scores, ext = ([], [], None)
+        maps: list[np.ndarray] = []
+        scores: list[float] = []
+        ext: tuple | None = None
         if len(sub):
             maps, scores, ext = _best_units(sub.iloc[0]["trial_dir"], n)
         for j in range(n):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -45,8 +45,11 @@ PRESET_NAMES = ("tiny", "quick", "full")
 #: rebuttal's unit-integral DoG).
 TARGET_KINDS = ("cartesian", "cartesian_highdim", "polar_highdim", "gaussian", "dos", "dog_equinorm",
                 "dog_unit_integral", "sod")
-MULTIFIELD_CONDITIONS = ("homogeneous", "heterogeneous", "heterogeneous_mild", "multifield_single_scale")
-CELLS = ("rnn", "lstm", "gru", "ugrnn")
+MultifieldCondition = Literal["homogeneous", "heterogeneous", "heterogeneous_mild", "multifield_single_scale"]
+CellName = Literal["rnn", "lstm", "gru", "ugrnn", "srnn"]
+MULTIFIELD_CONDITIONS: tuple[MultifieldCondition, ...] = ("homogeneous", "heterogeneous", "heterogeneous_mild",
+                                                          "multifield_single_scale")
+CELLS: tuple[CellName, ...] = ("rnn", "lstm", "gru", "ugrnn")
 
 CONDITION_LABELS = {
     "cartesian": "Cartesian", "cartesian_highdim": "Cartesian (high-dim)", "polar_highdim": "polar",
@@ -58,8 +61,8 @@ CONDITION_LABELS = {
     "rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "ugrnn": "UGRNN", "srnn": "SRNN",
 }
 
-#: NFL's heterogeneous multi-field place cells (SCIENCE.md section 1, R6).
-HETEROGENEITY = {
+#: NFL's heterogeneous multi-field place cells (docs/science.md section 1, R6).
+HETEROGENEITY: dict[str, dict[str, Any]] = {
     "heterogeneous": {"fields_lambda": 3.0, "sigma_range": [0.06, 1.0], "surround_width_ratio_range": [1.25, 4.5]},
     "heterogeneous_mild": {"fields_lambda": 3.0, "sigma_range": [0.06, 0.18], "surround_width_ratio_range": [1.5, 2.5]},
     "multifield_single_scale": {"fields_lambda": 3.0},
@@ -130,8 +133,7 @@ class SigmaGroup(GroupBase):
 
 
 class MultifieldGroup(GroupBase):
-    conditions: list[Literal["homogeneous", "heterogeneous", "heterogeneous_mild", "multifield_single_scale"]] = \
-        list(MULTIFIELD_CONDITIONS)
+    conditions: list[MultifieldCondition] = list(MULTIFIELD_CONDITIONS)
     max_fields: int | None = Field(None, ge=1, description="cap on fields per cell (target.heterogeneity.max_fields); "
                                    "None keeps the config default. Decoding cost grows as max_fields**3.")
 
@@ -142,7 +144,7 @@ class DogGroup(GroupBase):
 
 
 class ArchGroup(GroupBase):
-    cells: list[Literal["rnn", "lstm", "gru", "ugrnn", "srnn"]] = Field(
+    cells: list[CellName] = Field(
         default_factory=lambda: list(CELLS), description="srnn (NFL's VanillaRNN) needs a base of model.family nfl")
 
 
@@ -236,7 +238,7 @@ def _no_surround() -> dict[str, Any]:
 
 
 def unit_integral_alphas(sigma_e: float, sigma_i: float) -> tuple[float, float]:
-    """Unit-integral DoG amplitudes ``alpha = 1 / (2 pi sigma^2)`` (SCIENCE.md section 5)."""
+    """Unit-integral DoG amplitudes ``alpha = 1 / (2 pi sigma^2)`` (docs/science.md section 5)."""
     return 1.0 / (2 * math.pi * sigma_e ** 2), 1.0 / (2 * math.pi * sigma_i ** 2)
 
 
@@ -259,10 +261,14 @@ def kind_overrides(kind: str, base: RunConfig, sigma: float | None = None,
     elif kind in ("dos", "dog_equinorm", "sod"):
         out.update({"target.kind": kind, "target.n_cells": n, **sur, "target.alpha_e": 1.0, "target.alpha_i": 1.0})
     elif kind == "dog_unit_integral":
-        if sur["target.surround_width_ratio"] is not None:
-            si = sig * sur["target.surround_width_ratio"]
+        wr, vr = sur["target.surround_width_ratio"], sur["target.surround_variance_ratio"]
+        if wr is not None:
+            si = sig * wr
+        elif vr is not None:
+            si = sig * math.sqrt(vr)
         else:
-            si = sig * math.sqrt(sur["target.surround_variance_ratio"])
+            raise ConfigError("dog_unit_integral: target.surround_width_ratio and target.surround_variance_ratio "
+                              "are both None; one is needed")
         ae, ai = unit_integral_alphas(sig, si)
         out.update({"target.kind": "dog_general", "target.n_cells": n, **sur,
                     "target.alpha_e": float(f"{ae:.10g}"), "target.alpha_i": float(f"{ai:.10g}")})
@@ -314,7 +320,7 @@ def build_cases(preset: Preset, base: RunConfig | None = None) -> list[tuple[dic
         for kind in g.targets.kinds:
             add(g.targets, "targets", kind, kind_overrides(kind, base), sigma=base.target.sigma)
     if g.sigma.enabled:
-        ratios = g.sigma.surround_width_ratios or [None]
+        ratios: Sequence[float | None] = g.sigma.surround_width_ratios or [None]
         for r in ratios:
             for s in g.sigma.sigmas:
                 ov = kind_overrides("dos", base, sigma=s, surround_width_ratio=r)
@@ -329,8 +335,8 @@ def build_cases(preset: Preset, base: RunConfig | None = None) -> list[tuple[dic
                     ov["target.heterogeneity"]["max_fields"] = g.multifield.max_fields
             add(g.multifield, "multifield", cond, ov, sigma=base.target.sigma)
     if g.dog.enabled:
-        for cond in g.dog.conditions:
-            add(g.dog, "dog", cond, kind_overrides(cond, base), sigma=base.target.sigma)
+        for dog_cond in g.dog.conditions:
+            add(g.dog, "dog", dog_cond, kind_overrides(dog_cond, base), sigma=base.target.sigma)
         for ratio in g.dog.amplitude_ratios:
             ov = kind_overrides("dos", base)
             ov.update({"target.kind": "dog_general", "target.alpha_e": float(ratio), "target.alpha_i": 1.0})

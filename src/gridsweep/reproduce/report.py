@@ -147,12 +147,13 @@ def _agrees(nums: list[PaperNumber], m: Measured | None) -> str:
     if not nums or m is None:
         return "-"
     vals = [n.number for n in nums]
+    nums_f = [v for v in vals if v is not None]
     e = m.estimate
-    if any(v is None for v in vals) or e is None:
+    if len(nums_f) < len(vals) or e is None:
         return "not comparable"
     if not e.defined or not e.has_interval:
         return "cannot tell (no interval)"
-    inside = [e.lo <= v <= e.hi for v in vals]
+    inside = [e.lo <= v <= e.hi for v in nums_f]
     return "yes" if all(inside) else "no"
 
 
@@ -484,7 +485,7 @@ def _page(title: str, preset: Preset, man: dict[str, Any], sweep_dir: Path, coun
 <h1>{_e(title)}</h1>
 <p>Schaeffer, Khona &amp; Fiete, <em>No Free Lunch from Deep Learning in Neuroscience</em> (NeurIPS 2022), its claims
 R1&ndash;R7 and P, and two checks from the rebuttal of Sorscher et al. (2022), B1 and B2. Published numbers are from
-SCIENCE.md section 1; every verdict below is computed from the numbers stored in
+docs/science.md section 1; every verdict below is computed from the numbers stored in
 <code>{_e(sweep_dir)}</code> by the rule printed under it.</p>
 <div class="scale" id="scale"><strong>Scale of this run: preset <code>{_e(preset.name)}</code>.</strong>
 {_e(preset.scale)}<br>
@@ -497,9 +498,9 @@ Verdicts at this scale are about these networks; "inconclusive" means the rule c
 available, and says why.</div>
 <h2>Summary</h2>
 <p>{_e(tally)}.</p>
-{summary_fig}
 <table id="summary"><tr><th>claim</th><th></th><th>verdict</th><th>robust?</th><th>because</th>
 {'<th>NFL protocol</th>' if alt else ''}</tr>{summary}</table>
+{summary_fig}
 {f'<h3>Problems</h3><ul class="problems">{probs}</ul>' if probs else ''}
 {sections}
 <h2 id="appendix">Appendix</h2>

@@ -170,7 +170,7 @@ class ClaimResult:
         return f"{self.verdict} ({self.qualifier})" if self.qualifier else self.verdict
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"claim": self.claim_id, "verdict": self.verdict, "verdict_text": self.display, "reason": self.reason,
+        d: dict[str, Any] = {"claim": self.claim_id, "verdict": self.verdict, "verdict_text": self.display, "reason": self.reason,
              "rule": self.rule, "protocol": self.protocol, "measured": [m.to_dict() for m in self.measured],
              "notes": list(self.notes)}
         if self.robustness is not None:
@@ -514,9 +514,9 @@ def rule_r3(runs: pd.DataFrame, rules: RuleParams, *, modules: pd.DataFrame | No
     n = len(elig)
     modular = []
     for _, r in elig.iterrows():
-        ratios = list(r.get("mode_ratios") or [])
+        ratio_list = list(r.get("mode_ratios") or [])
         p = r.get("p_multimodal", np.nan)
-        if np.isfinite(p) and p < rules.multimodality_alpha / n and any(q >= rules.mode_ratio_max for q in ratios):
+        if np.isfinite(p) and p < rules.multimodality_alpha / n and any(q >= rules.mode_ratio_max for q in ratio_list):
             modular.append(float(r["sigma"]))
     all_ratios = [q for rs in elig.get("mode_ratios", []) for q in (rs or [])]
     meas.append(Measured("sigmas with modules", value=", ".join(f"{s:.3f}" for s in modular) or "none"))
@@ -723,8 +723,8 @@ def rule_r6(runs: pd.DataFrame, rules: RuleParams, **_: Any) -> ClaimResult:
     mf, meas = _mf_measures(runs, rules)
     if "homogeneous" not in mf or "heterogeneous" not in mf:
         return _missing("R6", RULE_R6, "needs 'homogeneous' and 'heterogeneous' in group 'multifield'")
-    _, hom_g, hom_e = mf["homogeneous"]
-    _, het_g, het_e = mf["heterogeneous"]
+    hom_g, hom_e = mf["homogeneous"][1:]
+    het_g, het_e = mf["heterogeneous"][1:]
     affected = het_e.defined and hom_e.defined and het_e.lo > hom_e.hi + rules.pi_tolerance_cm
     why = (f"P(grid | low error) heterogeneous {_frac_short(het_g)} vs single field {_frac_short(hom_g)}; mean "
            f"decoding error {_fmt_short(het_e)} vs {_fmt_short(hom_e)} cm")
@@ -1028,7 +1028,7 @@ def fragility(runs: pd.DataFrame, rules: RuleParams, base: dict[str, ClaimResult
     out = {}
     for cid, r in base.items():
         flips = [c for c in checks[cid] if c["verdict"] != r.verdict]
-        moved = [n for n, _ in perturbations(rules, step)] if cid in THRESHOLD_CLAIMS else []
+        moved_cuts = [n for n, _ in perturbations(rules, step)] if cid in THRESHOLD_CLAIMS else []
         if flips:
             parts = []
             for v in dict.fromkeys(c["verdict"] for c in flips):
@@ -1040,8 +1040,8 @@ def fragility(runs: pd.DataFrame, rules: RuleParams, base: dict[str, ClaimResult
             text = "fragile: " + "; ".join(parts)
         else:
             parts = [f"any one of {len(seeds)} seeds is left out"] if len(seeds) > 1 else []
-            if moved:
-                parts.append("the cuts move by " + f"{100 * step:g}% ({', '.join(moved)})")
+            if moved_cuts:
+                parts.append("the cuts move by " + f"{100 * step:g}% ({', '.join(moved_cuts)})")
             text = "robust: holds when " + " and when ".join(parts) if parts else "not tested (one seed)"
         out[cid] = {"robust": not flips, "checks": checks[cid], "flips": flips, "text": text}
     return out

@@ -13,10 +13,14 @@ Exit codes (see :mod:`gridsweep.cli`): 0 success, 2 invalid spec, arguments or p
 by running the same command again). ``sweep run`` refuses to run a different spec into
 an existing sweep directory unless ``--merge`` is given, and refuses an ``--out`` that
 is a run directory or a file.
+
+Output: results (tables, counts, the path written) go to stdout; progress and notes go
+to the ``gridsweep.sweeps.cli`` logger (stderr; ``gridsweep -q`` silences them).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -26,6 +30,8 @@ from gridsweep.cli import EdgeGroup, check_out_dir
 from gridsweep.errors import ConfigError
 
 __all__ = ["app", "main"]
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(cls=EdgeGroup, help="Sweeps of many networks: run (resumable), status, export.",
                   no_args_is_help=True, add_completion=False)
@@ -66,6 +72,18 @@ def _check_sweep_out(out: Path, spec_text: str, merge: bool) -> None:
                           "this spec's trials to it, or choose another --out")
 
 
+def _check_run_options(executor: str, device: str, max_trials: int | None, ensemble_size: int | None) -> None:
+    """The option checks of :func:`gridsweep.sweeps.runner.run_sweep`, made before the command logs anything."""
+    if executor not in ("local", "ray", "serial"):
+        raise ConfigError(f"--executor {executor!r}: expected local, ray or serial")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"--device {device!r}: expected cpu or cuda")
+    if max_trials is not None and max_trials < 0:
+        raise ConfigError(f"--max-trials must be >= 0 (got {max_trials})")
+    if ensemble_size is not None and ensemble_size < 1:
+        raise ConfigError(f"--ensemble-size must be >= 1 (got {ensemble_size})")
+
+
 @app.command()
 def run(
     spec: Path = typer.Argument(..., help="sweep spec YAML (gridsweep or W&B format)"),
@@ -101,21 +119,22 @@ def run(
         raise ConfigError(f"--gpus-per-trial {gpus_per_trial}: must be > 0")
     if gpus_per_trial and device == "cpu":
         device = "cuda"
+    _check_run_options(executor, device, max_trials, ensemble_size)  # before anything is logged
     sp = _load_spec(spec)
     if sp.needs_count and max_trials is None:
         raise ConfigError(f"{spec}: a W&B random search without run_cap runs until stopped; start it with "
                           "--max-trials N (each run draws and trains N more trials)")
     _check_sweep_out(out if out is not None else default_out_dir(sp), sp.text or "", merge)
     if sp.needs_count:
-        typer.echo(f"sweep {sp.name}: random search without run_cap from {spec}: drawing {max_trials} more "
-                   f"trial(s) (random_seed {sp.random_seed})")
+        log.info("sweep %s: random search without run_cap from %s: drawing %s more trial(s) (random_seed %s)",
+                 sp.name, spec, max_trials, sp.random_seed)
     else:
-        typer.echo(f"sweep {sp.name}: {sp.size} trials from {spec}" +
-                   (f" ({sp.skipped_summary()})" if sp.skipped else ""))
+        log.info("sweep %s: %s trials from %s%s", sp.name, sp.size, spec,
+                 f" ({sp.skipped_summary()})" if sp.skipped else "")
     rep = run_sweep(sp, out, executor=executor, workers=workers, max_trials=max_trials,
                     ensemble_size=ensemble_size, address=address, gpus_per_trial=gpus_per_trial, device=device,
                     analysis=analysis, retry_failed=retry_failed, memory_fraction=memory_fraction, threads=threads,
-                    progress=progress, log=lambda s: typer.echo(s))
+                    progress=progress, log=log.info)
     c = rep.counts
     typer.echo(f"{rep.out_dir}: ran {rep.n_recorded} trial(s) in {rep.n_tasks} task(s) on {rep.executor} "
                f"in {rep.seconds:.1f} s; done {c['done']}, diverged {c['diverged']}, failed {c['failed']}, "

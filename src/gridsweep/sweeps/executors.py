@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import importlib
+import logging
 import multiprocessing as mp
 import os
 from typing import Any, Callable
@@ -138,8 +139,11 @@ class LocalExecutor(Executor):
         if self._pool is None:
             from gridsweep.sweeps.worker import init_worker
 
+            threads = self.threads
+            if threads is None:  # __init__ sets it; None here is a bug
+                raise ConfigError("LocalExecutor.threads is None; expected a thread count per worker")
             self._pool = cf.ProcessPoolExecutor(max_workers=self.slots, mp_context=mp.get_context("spawn"),
-                                                initializer=init_worker, initargs=(self.threads, os.getpid()))
+                                                initializer=init_worker, initargs=(threads, os.getpid()))
         return self._pool
 
     @property
@@ -214,10 +218,10 @@ class RayExecutor(Executor):
         self._started = False
         if not ray.is_initialized():
             if address:
-                ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
             else:
                 ray.init(num_cpus=int(workers or cpu_count()), num_gpus=None, include_dashboard=False,
-                         log_to_driver=False, logging_level="ERROR", configure_logging=True,
+                         log_to_driver=False, logging_level=logging.ERROR, configure_logging=True,
                          object_store_memory=256 * 1024 ** 2)
                 self._started = True
         if self.threads is None:

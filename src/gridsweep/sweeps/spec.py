@@ -235,7 +235,7 @@ def _parse_grid(block: Any, doc: YamlDoc) -> list[Param]:
         raise SpecError(f"{doc.where('grid')}: grid is empty; list parameters or remove it")
     params = []
     for key, spec in block.items():
-        path = ("grid", key)
+        path: tuple[Any, ...] = ("grid", key)
         kind = _check_param_key(key, doc, path)
         if isinstance(spec, dict) and "values" in spec and set(spec) == {"values"}:
             spec = spec["values"]
@@ -442,16 +442,16 @@ def _apply(base: dict[str, Any], assigned: list[tuple[str, Any, int, str]]) -> d
 
 def _blame(loc: str, assigned: list[tuple[str, Any, int, str]], spec: SweepSpec) -> str:
     """``file:line`` of the spec entry most likely responsible for an error at ``loc``."""
-    for key, _, line, label in reversed(assigned):
+    for key, _, line, _label in reversed(assigned):
         if loc and (key == loc or loc.startswith(key + ".")):
             return f"{spec.source}:{line}"
     # an error about a whole section: blame the base when the base alone fails there too
     if loc and _base_error_loc(spec) != loc:
-        for key, _, line, label in reversed(assigned):
+        for key, _, line, _label in reversed(assigned):
             if key.startswith(loc + "."):
                 return f"{spec.source}:{line}"
     if not loc:  # a cross-section combination: blame the last swept value
-        for key, _, line, label in reversed(assigned):
+        for _key, _, line, label in reversed(assigned):
             if label:
                 return f"{spec.source}:{line}"
     parts = tuple(loc.split(".")) if loc else ()

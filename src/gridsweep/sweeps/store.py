@@ -30,7 +30,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import IO, Any, Iterable, Iterator, Sequence
 
 from gridsweep.errors import StoreError
 
@@ -90,7 +90,7 @@ class SweepLock:
 
     def __init__(self, sweep_dir: str | Path):
         self.path = Path(sweep_dir) / "sweep.lock"
-        self._fh = None
+        self._fh: IO[str] | None = None
 
     def acquire(self) -> "SweepLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -256,8 +256,8 @@ def _check_value(name: str, v: Any) -> str | None:
             return f"{v!r}: expected a number or 'Uniform( a , b )'"
         return _check_dist_string(v, "Uniform", 2)
     if name in ("n_epochs", "n_grad_steps_per_epoch"):
-        ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1
-        return None if ok else f"{v!r}: must be an integer >= 1"
+        is_count = isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        return None if is_count else f"{v!r}: must be an integer >= 1"
     if name == "bin_side_in_m":
         return None if _num(v) and v > 0 else f"{v!r}: must be a positive number"
     return None
@@ -624,9 +624,11 @@ def parse_wandb(doc: YamlDoc, path: Path | None, name_default: str | None) -> Sw
     if nfl_names:
         if is_nfl_file(nfl_names):
             base = apply_overrides(base, {k: v for k, v in NFL_CONVENTIONS.items() if not _has(base, k)})
-        tgt = base.get("target") if isinstance(base.get("target"), dict) else {}
+        tgt_raw = base.get("target")
+        tgt = tgt_raw if isinstance(tgt_raw, dict) else {}
         base_kind = str(tgt.get("kind", "dos"))
-        mdl = base.get("model") if isinstance(base.get("model"), dict) else {}
+        mdl_raw = base.get("model")
+        mdl = mdl_raw if isinstance(mdl_raw, dict) else {}
         family = str(mdl.get("family", "bare"))
         names = frozenset(nfl_names)
 

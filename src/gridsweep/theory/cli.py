@@ -8,11 +8,16 @@ are written: spectrum.png (image and radial profile), phase_diagram.png,
 patterns_box.png and patterns_fourier.png (simulated maps with their SACs) and
 prediction.json; with --runs (or a sweep directory), predicted_vs_measured.png and
 comparison.csv.
+
+Output: the prediction, the simulated patterns' scores and the comparison table go to
+stdout; the files written and notes go to the ``gridsweep.theory.cli`` logger (stderr;
+``gridsweep -q`` silences them).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, List, Optional
@@ -22,6 +27,8 @@ import typer
 
 from gridsweep.cli import EdgeGroup, check_out_dir
 from gridsweep.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(cls=EdgeGroup, no_args_is_help=True, add_completion=False,
                   help="Readout-covariance theory: predicted spacing, phase diagrams, pattern formation.")
@@ -54,7 +61,7 @@ def _resolve(arg: str) -> tuple[list[Any], list[Path]]:
 
 def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=110)
-    typer.echo(f"  wrote {path}")
+    log.info("wrote %s", path)
 
 
 def _figures(cfg: Any, pred: Any, out: Path, seed: int, n_units: int, simulate: bool) -> None:
@@ -81,9 +88,9 @@ def _figures(cfg: Any, pred: Any, out: Path, seed: int, n_units: int, simulate: 
         fig, _ = plot_phase_diagram(pd, mark=(t.sigma, ratio) if ratio else None)
         _save(fig, out / "phase_diagram.png")
         if t.kind == "gaussian":
-            typer.echo("  (gaussian targets have no surround: the phase diagram shows the dos family)")
+            log.info("gaussian targets have no surround: the phase diagram shows the dos family")
     else:
-        typer.echo(f"  no phase diagram for kind {t.kind!r} (no centre-surround parameters)")
+        log.info("no phase diagram for kind %r (no centre-surround parameters)", t.kind)
     if not simulate:
         return
     square = abs(cfg.box.width - cfg.box.height) < 1e-12
@@ -139,17 +146,17 @@ def predict_cmd(
         typer.echo(p.summary())
     if out is not None and configs:
         if len(configs) > 1:
-            typer.echo(f"figures for the first setting ({configs[0].name}):")
+            log.info("figures for the first setting (%s)", configs[0].name)
         _figures(configs[0], preds[0], out, seed, units, simulate)
         payload = [dict(name=c.name, **p.to_dict()) for c, p in zip(configs, preds)]
         (out / "prediction.json").write_text(json.dumps(payload if len(payload) > 1 else payload[0],
                                                         indent=2, default=_json_default))
-        typer.echo(f"  wrote {out / 'prediction.json'}")
+        log.info("wrote %s", out / "prediction.json")
     compare_paths = list(runs or []) or found_runs
     if compare_paths:
         table = collect_runs(compare_paths, threshold=threshold)
         if table.empty:
-            typer.echo("no scored runs (analysis/units.parquet) to compare with")
+            log.warning("no scored runs (analysis/units.parquet) to compare with")
             return
         summary = summarise_by_sigma(table)
         typer.echo(f"\ntheory vs networks ({len(table)} runs; measured = median spacing of units with "
@@ -157,7 +164,7 @@ def predict_cmd(
         typer.echo(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         if out is not None:
             table.to_csv(out / "comparison.csv", index=False)
-            typer.echo(f"  wrote {out / 'comparison.csv'}")
+            log.info("wrote %s", out / "comparison.csv")
             fig, _ = plot_predicted_vs_measured(table, summary=summary)
             _save(fig, out / "predicted_vs_measured.png")
 

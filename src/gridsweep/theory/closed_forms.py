@@ -181,10 +181,12 @@ def _finish(kind, name, formula, k_star, ring_ratio, box_size, extra=None) -> Cl
                       extra=dict(extra or {}))
 
 
-def _need_surround(kind, sigma_i):
+def _need_surround(kind: str, sigma_i: float | None) -> float:
+    """``sigma_i``, or a ConfigError when a centre-surround kind has none."""
     if sigma_i is None:
         raise ConfigError(f"target.kind={kind!r} needs a surround width (surround_width_ratio or "
                           "surround_variance_ratio)")
+    return sigma_i
 
 
 def _cf_gaussian(sigma_e, sigma_i, alpha_e, alpha_i, box_size):
@@ -306,17 +308,17 @@ def closed_form_profile(kind: str, k, sigma_e: float = 0.12, sigma_i: float | No
     if kind == "gaussian":
         return np.exp(-(sigma_e**2) * k**2)
     if kind == "sod":
-        _need_surround(kind, sigma_i)
-        s_eff2 = sigma_e**2 / (1 - sigma_e**2 / sigma_i**2)
+        si = _need_surround(kind, sigma_i)
+        s_eff2 = sigma_e**2 / (1 - sigma_e**2 / si**2)
         return np.exp(-s_eff2 * k**2)
     if kind == "dos":
-        _need_surround(kind, sigma_i)
-        return dog_transform(k, sigma_e, sigma_i, 1 / (2 * np.pi * sigma_e**2), 1 / (2 * np.pi * sigma_i**2)) ** 2
+        si = _need_surround(kind, sigma_i)
+        return dog_transform(k, sigma_e, si, 1 / (2 * np.pi * sigma_e**2), 1 / (2 * np.pi * si**2)) ** 2
     if kind == "dog_general":
-        _need_surround(kind, sigma_i)
-        return dog_transform(k, sigma_e, sigma_i, alpha_e, alpha_i) ** 2
+        si = _need_surround(kind, sigma_i)
+        return dog_transform(k, sigma_e, si, alpha_e, alpha_i) ** 2
     if kind == "dog_equinorm":
-        _need_surround(kind, sigma_i)
-        return dog_transform(k, sigma_e, sigma_i, 1.0, 1.0) ** 2
+        si = _need_surround(kind, sigma_i)
+        return dog_transform(k, sigma_e, si, 1.0, 1.0) ** 2
     raise ConfigError(f"kind={kind!r}: no closed-form profile; allowed: dog_equinorm, dog_general, dos, "
                       "gaussian, sod")

@@ -340,11 +340,13 @@ def simulate_patterns(source: Any, *, method: str = "box", n_units: int = 4, n_s
     g = g.reshape(-1, *shape)
     n = min(bins, *shape)
     maps_out = g[:, :n, :n]
+    extent: tuple[float, float, float, float]
     if method == "fourier":
         half = n * h / 2
         extent = (-half, half, -half, half)
     else:
-        extent = tuple(float(v) for v in b.extent)
+        x0, x1, y0, y1 = b.extent
+        extent = (float(x0), float(x1), float(y0), float(y1))
     return PatternResult(maps=np.ascontiguousarray(maps_out), extent=extent, bin_size=float(h), method=method,
                          nonlinearity=nonlinearity, objective=obj, history=hist, domain=domain,
                          box_kernel=box_kernel if method == "box" else None)

@@ -103,7 +103,7 @@ def _point(kind, sigma_e, ratio, convention, alpha_e, alpha_i, method, box, n_ce
     return p.k_star, p.spacing_m, p.has_ring, p.ring_ratio
 
 
-def phase_diagram(sigmas: Sequence[float], ratios: Sequence[float], *, kind: str = "dos",
+def phase_diagram(sigmas: Sequence[float] | np.ndarray, ratios: Sequence[float] | np.ndarray, *, kind: str = "dos",
                   convention: str = "width", method: str = "closed_form", box: BoxConfig | None = None,
                   alpha_e: float = 1.0, alpha_i: float = 1.0, n_cells: int = 512, seed: int = 0,
                   resolution: float | None = None) -> PhaseDiagram:
@@ -153,8 +153,8 @@ def phase_diagram(sigmas: Sequence[float], ratios: Sequence[float], *, kind: str
                         fixed={"alpha_e": alpha_e, "alpha_i": alpha_i})
 
 
-def amplitude_phase_diagram(alpha_ratios: Sequence[float], ratios: Sequence[float], *, sigma_e: float = 0.12,
-                            convention: str = "width", method: str = "closed_form",
+def amplitude_phase_diagram(alpha_ratios: Sequence[float] | np.ndarray, ratios: Sequence[float] | np.ndarray, *,
+                            sigma_e: float = 0.12, convention: str = "width", method: str = "closed_form",
                             box: BoxConfig | None = None, n_cells: int = 512, seed: int = 0,
                             resolution: float | None = None) -> PhaseDiagram:
     """Ring existence and spacing of the general DoG over (alpha_E / alpha_I, surround ratio).

@@ -19,9 +19,9 @@ from pydantic import ValidationError
 
 from gridsweep.config import BoxConfig, RunConfig, TargetConfig, load_config, validate_config
 from gridsweep.errors import ConfigError, format_validation_error
-from gridsweep.targets import Target, build_target
+from gridsweep.targets import PlaceCellTarget, Target, build_target
 from gridsweep.theory.closed_forms import ClosedForm, closed_form, hex_spacing, min_ring_k
-from gridsweep.theory.spectrum import RingInfo, Spectrum, readout_spectrum, target_maps
+from gridsweep.theory.spectrum import RingInfo, Spectrum, arena_mask, readout_spectrum, target_maps
 
 __all__ = ["Prediction", "predict", "spectrum", "resolve_target", "resolve_config"]
 
@@ -124,7 +124,8 @@ def spectrum(targets: Any, *, box: BoxConfig | None = None, resolution: float | 
     """
     target, b = resolve_target(targets, box, seed)
     maps, _, h = target_maps(target, b, resolution=resolution, network=network)
-    return readout_spectrum(maps, h, center=center, pad=pad, box_size=(b.width, b.height))
+    return readout_spectrum(maps, h, center=center, pad=pad, box_size=(b.width, b.height),
+                            mask=arena_mask(b, *maps.shape[1:]))  # non-rectangular arenas: inside bins only
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,7 @@ def predict(targets: Any, *, box: BoxConfig | None = None, resolution: float | N
     L = min(b.width, b.height)
     cf = None
     if tcfg is not None and tcfg.heterogeneity is None:
-        cf = closed_form(kind, se, si, tcfg.alpha_e, tcfg.alpha_i, box_size=L)
+        cf = closed_form(kind, tcfg.sigma, si, tcfg.alpha_e, tcfg.alpha_i, box_size=L)  # se == tcfg.sigma here
     elif tcfg is None and isinstance(targets, Target):
         cf = _closed_form_from_target(targets, L)
     spec = None
@@ -291,15 +292,16 @@ def predict(targets: Any, *, box: BoxConfig | None = None, resolution: float | N
         if target is None:
             target, b = resolve_target(targets, box, seed)
         maps, _, h = target_maps(target, b, resolution=resolution, network=network)
-        spec = readout_spectrum(maps, h, center=center, box_size=(b.width, b.height))
+        spec = readout_spectrum(maps, h, center=center, box_size=(b.width, b.height),
+                                mask=arena_mask(b, *maps.shape[1:]))  # non-rectangular arenas: inside bins only
         ring = spec.ring()
-    if ring is None and cf is None:
-        raise ConfigError(f"numeric=False but kind {kind!r} with heterogeneity has no closed form")
     if ring is not None:
         k_star, has, ratio, k_peak = ring.k_star, ring.has_ring, ring.ring_ratio, ring.k_peak
-    else:
+    elif cf is not None:
         k_star, has, ratio = cf.k_star if cf.k_star > 0 else math.nan, cf.has_ring, cf.ring_ratio
         k_peak = cf.k_star
+    else:
+        raise ConfigError(f"numeric=False but kind {kind!r} with heterogeneity has no closed form")
     return Prediction(
         kind=kind, k_star=float(k_star), spacing_m=float(hex_spacing(k_star)) if has else math.nan,
         has_ring=bool(has), ring_ratio=float(ratio), k_peak=float(k_peak), k_min=min_ring_k(L),
@@ -322,6 +324,9 @@ def _closed_form_from_target(t: Target, L: float) -> ClosedForm | None:
     kind = t.kind
     if kind in ("cartesian", "cartesian_highdim", "polar_highdim"):
         return closed_form(kind, box_size=L)
+    if not isinstance(t, PlaceCellTarget):
+        raise ConfigError(f"targets: kind {kind!r} ({type(t).__name__}) has no closed form; "
+                          f"expected a PlaceCellTarget or a cartesian kind")
     mask = getattr(t, "field_mask", None)
     if mask is not None and bool(mask.sum(-1).max() > 1):
         return None

@@ -66,6 +66,7 @@ __all__ = [
     "radial_profile",
     "find_ring",
     "default_resolution",
+    "arena_mask",
 ]
 
 
@@ -262,8 +263,20 @@ class Spectrum:
                          rel_prominence=rel_prominence, min_ratio=min_ratio)
 
 
+def arena_mask(box: BoxConfig, ny: int, nx: int) -> np.ndarray | None:
+    """Bins of the (ny, nx) grid of :func:`target_maps` whose centre is inside the arena.
+
+    None for the plain rectangle (every bin is inside; the original computation).
+    """
+    from gridsweep.arenas import arena_of
+
+    arena = arena_of(box)
+    return None if arena.rectangular else arena.mask(box.extent, nx, ny)
+
+
 def readout_spectrum(maps: np.ndarray, bin_size: float, *, center: bool = True, pad: int = 2,
-                     box_size: tuple[float, float] | None = None, chunk: int = 32) -> Spectrum:
+                     box_size: tuple[float, float] | None = None, chunk: int = 32,
+                     mask: np.ndarray | None = None) -> Spectrum:
     """Covariance kernel and power spectrum of a set of target maps.
 
     Parameters
@@ -281,6 +294,12 @@ def readout_spectrum(maps: np.ndarray, bin_size: float, *, center: bool = True, 
         Box sides in metres (default ``(nx h, ny h)``).
     chunk : int
         Cells per FFT batch (memory).
+    mask : ndarray, (ny, nx) bool, optional
+        Bins inside the arena (:func:`arena_mask`). Each cell is centred over the inside
+        bins only and zeroed outside, so ``A(delta)`` sums over pairs of positions that
+        are both inside; ``K = A / N`` with ``N(delta)`` the mask's own autocorrelation
+        (pairs both inside), NaN-free: 0 where no pair exists. None (default) is the whole
+        grid, identical to a mask of ones.
 
     Returns
     -------
@@ -302,13 +321,24 @@ def readout_spectrum(maps: np.ndarray, bin_size: float, *, center: bool = True, 
     if int(pad) < 2:
         raise AnalysisError(f"pad={pad!r}: must be an integer >= 2")
     Np, ny, nx = maps.shape
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != (ny, nx) or mask.dtype != bool:
+            raise AnalysisError(f"mask: expected a bool array of shape {(ny, nx)}; got {mask.dtype} {mask.shape}")
+        if not mask.any():
+            raise AnalysisError("mask: no bin is inside the arena")
+        if mask.all():
+            mask = None
     h = float(bin_size)
     box_size = (nx * h, ny * h) if box_size is None else (float(box_size[0]), float(box_size[1]))
     My, Mx = int(pad) * ny, int(pad) * nx
     power_half = np.zeros((My, Mx // 2 + 1))
     for s in range(0, Np, chunk):
         block = maps[s:s + chunk]
-        if center:
+        if mask is not None:  # centre over the inside bins, zero the rest
+            inside = block[:, mask]
+            block = np.where(mask, block - (inside.mean(axis=1)[:, None, None] if center else 0.0), 0.0)
+        elif center:
             block = block - block.mean(axis=(1, 2), keepdims=True)
         F = np.fft.rfft2(block, s=(My, Mx))
         power_half += (F.real**2 + F.imag**2).sum(0)
@@ -319,8 +349,13 @@ def readout_spectrum(maps: np.ndarray, bin_size: float, *, center: bool = True, 
     autocorr = circ[np.ix_(iy, ix)]
     lag_y = np.arange(-(ny - 1), ny)
     lag_x = np.arange(-(nx - 1), nx)
-    overlap = (ny - np.abs(lag_y))[:, None] * (nx - np.abs(lag_x))[None, :]
-    kernel = autocorr / overlap
+    if mask is None:
+        overlap = (ny - np.abs(lag_y))[:, None] * (nx - np.abs(lag_x))[None, :]
+        kernel = autocorr / overlap
+    else:  # pairs of inside bins at each lag: the mask's own autocorrelation
+        Fm = np.fft.rfft2(mask.astype(np.float64), s=(My, Mx))
+        overlap = np.rint(np.fft.irfft2(Fm.real**2 + Fm.imag**2, s=(My, Mx))[np.ix_(iy, ix)])
+        kernel = np.where(overlap > 0, autocorr / np.maximum(overlap, 1.0), 0.0)
     # full power image (Hermitian completion of the rfft half), fftshift-ed
     full = np.empty((My, Mx))
     full[:, : Mx // 2 + 1] = power_half
