@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
@@ -153,7 +153,7 @@ def _shape_extent(data: dict[str, Any]) -> tuple[float, float, float, float] | N
         if shape == "krupic_trapezoid":
             from gridsweep.arenas import krupic_trapezoid_vertices
 
-            v = krupic_trapezoid_vertices()
+            v: Sequence[tuple[float, float]] = krupic_trapezoid_vertices()
         elif shape == "polygon" and data.get("vertices") is not None:
             v = [(float(p[0]), float(p[1])) for p in data["vertices"]]
         else:

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from gridsweep.errors import DivergedError
+from gridsweep.errors import ConfigError, DivergedError
 from gridsweep.files import read_json, save_npz, write_json_atomic, write_parquet
 from gridsweep.seeding import numpy_generator, torch_generator
 from gridsweep.training import Ensemble, load_run, write_summary
@@ -108,6 +108,8 @@ def collect_ratemaps(ens: Ensemble, n_samples: int | None = None, bins: int | No
         sums = s if sums is None else sums + s
         counts = c if counts is None else counts + c
         done += pos.shape[1]
+    if sums is None or counts is None:
+        raise ConfigError(f"n_samples={n_samples}: rate maps need at least one sample")
     from gridsweep.arenas import arena_of
 
     arena = arena_of(cfg.box)  # bins whose centre is outside a non-rectangular arena are NaN (docs/arenas.md)
@@ -120,7 +122,7 @@ def collect_ratemaps(ens: Ensemble, n_samples: int | None = None, bins: int | No
         if inside is not None:
             maps[:, ~inside] = np.nan
             occupancy = np.where(inside, occupancy, 0)
-        out.append(RateMaps(maps=maps, occupancy=occupancy, extent=tuple(extent),
+        out.append(RateMaps(maps=maps, occupancy=occupancy, extent=extent,
                             bin_size=(cfg.box.width / bins, cfg.box.height / bins)))
     return out
 
@@ -209,7 +211,7 @@ def nfl_rate_maps(positions: Any, activations: Any, extent: Sequence[float], bin
 
     pos = np.asarray(positions, dtype=np.float64)
     act = np.asarray(activations, dtype=np.float64)
-    ext = tuple(float(v) for v in extent)
+    ext = (float(extent[0]), float(extent[1]), float(extent[2]), float(extent[3]))
     res = scipy.stats.binned_statistic_2d(pos[:, 0], pos[:, 1], act.T, statistic="mean", bins=int(bins),
                                           range=((ext[0], ext[1]), (ext[2], ext[3])))
     maps = np.swapaxes(np.asarray(res.statistic, dtype=np.float64), 1, 2)   # (U, nx, ny) -> (U, ny, nx)

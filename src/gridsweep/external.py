@@ -344,8 +344,10 @@ def ratinabox_environment_params(box: Any) -> tuple[dict[str, Any], np.ndarray]:
     if arena.radius is not None:
         a = 2 * np.pi * np.arange(CIRCLE_VERTICES) / CIRCLE_VERTICES
         outer = arena.radius * np.stack([np.cos(a), np.sin(a)], -1)
-    else:
+    elif arena.outer is not None:
         outer = arena.outer
+    else:
+        raise DataError("ratinabox_environment_params: the arena has neither a radius nor an outer polygon")
     params = {"boundary": (outer + shift).tolist(), "holes": [(h + shift).tolist() for h in arena.holes]}
     return params, shift
 
@@ -426,6 +428,8 @@ def _cached_recording(kind: str, key: str, seed: int) -> Recording:
     cfg, box = TrajectoryConfig.model_validate(d["trajectory"]), BoxConfig.model_validate(d["box"])
     if kind == "ratinabox":
         return ratinabox_recording(cfg, box, seed)
+    if cfg.file is None:  # TrajectoryConfig requires it for source 'file'
+        raise DataError("trajectory.source='file' needs trajectory.file: a .nwb or .npz path of recorded positions")
     return load_recording(cfg.file, cfg.dt, arena=arena_of(box))
 
 

@@ -376,13 +376,13 @@ def _build() -> Any:
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         # atomic: concurrent workers see a whole library or none
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp, atomic_path(out) as lib:
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp, atomic_path(out) as lib_path:
             d = Path(tmp)
             (d / "k.c").write_text(_C_SOURCE)
             (d / "s.c").write_text(_C_STRICT)
             for cmd in ([cc, *_CFLAGS, "-c", str(d / "k.c"), "-o", str(d / "k.o")],
                         [cc, *_CFLAGS_STRICT, "-c", str(d / "s.c"), "-o", str(d / "s.o")],
-                        [cc, "-shared", str(d / "k.o"), str(d / "s.o"), "-o", str(lib), "-lm"]):
+                        [cc, "-shared", str(d / "k.o"), str(d / "s.o"), "-o", str(lib_path), "-lm"]):
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
                 if r.returncode != 0:
                     raise OSError(f"{' '.join(cmd)}: {r.stderr.strip()[:500]}")

@@ -339,8 +339,10 @@ class Ensemble:
         Np = target.n_outputs
         loss = readout_loss(target, out, positions)
         if hd is not None:
-            w = self.cfg.head_direction.loss_weight
-            loss = loss + w * readout_loss(hd, out, headings, start=Np)
+            hd_cfg = self.cfg.head_direction
+            if hd_cfg is None:  # self.hd is built from it
+                raise ConfigError("head-direction targets without a head_direction config section")
+            loss = loss + hd_cfg.loss_weight * readout_loss(hd, out, headings, start=Np)
         return loss
 
     def _sub_targets(self, start: int, n: int) -> tuple[Target, HeadDirectionTarget | None]:
@@ -573,7 +575,8 @@ def _log_metrics(dirs: Sequence[_RunDir], ens: Ensemble, m: StepMetrics, held_ou
     """One metrics.csv row per network (none for a network diverged before the previous step)."""
     step = ens.step
     for e, d in enumerate(dirs):
-        if ens.diverged_at[e] is not None and ens.diverged_at[e] < step - 1:
+        div = ens.diverged_at[e]
+        if div is not None and div < step - 1:
             continue
         d.log({"step": step, "loss": float(m.loss[e]), "penalty": float(m.penalty[e]),
                "train_decoding_error_cm": float(m.decoding_error_cm[e]),

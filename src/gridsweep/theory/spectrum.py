@@ -215,8 +215,8 @@ class Spectrum:
     box_size: tuple[float, float]
     n_cells: int
     centered: bool
-    _radii: np.ndarray = field(repr=False, default=None)
-    _weights: np.ndarray = field(repr=False, default=None)
+    _radii: np.ndarray | None = field(repr=False, default=None)
+    _weights: np.ndarray | None = field(repr=False, default=None)
 
     @property
     def k_min(self) -> float:
@@ -240,12 +240,15 @@ class Spectrum:
         -------
         ndarray, shape of ``k``
         """
+        radii, weights = self._radii, self._weights
+        if radii is None or weights is None:
+            raise AnalysisError("Spectrum.radial needs the lag radii and weights that readout_spectrum stores")
         k = np.asarray(k, dtype=float)
         flat = k.reshape(-1)
         out = np.empty(flat.shape)
-        step = max(1, 4_000_000 // max(1, self._radii.size))
+        step = max(1, 4_000_000 // max(1, radii.size))
         for s in range(0, flat.size, step):
-            out[s:s + step] = special.j0(np.outer(flat[s:s + step], self._radii)) @ self._weights
+            out[s:s + step] = special.j0(np.outer(flat[s:s + step], radii)) @ weights
         return (out * self.bin_size**4).reshape(k.shape)
 
     def default_k(self, n: int | None = None) -> np.ndarray:
