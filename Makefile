@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch; on this project's machines it installs from local disk.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= test,neural,stats,ray,lint
+EXTRAS ?= test,neural,stats,ray,lint,docs
 
 .PHONY: demo test test-slow test-all lint install bench clean docs
 

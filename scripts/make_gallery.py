@@ -139,6 +139,33 @@ def draw_ratemaps(trial: Path, out_png: Path, n: int = 8) -> str:
             f"{cfg.get('training', {}).get('n_steps')} training steps, seed {cfg.get('seed')}")
 
 
+def transfer_section(sweep: Path, out_dir: Path, preset: str, commit: str) -> list[str]:
+    """Figures of ``gridsweep evaluate TRIAL --arena A`` runs found in the sweep's trials (``TRIAL/transfer/A/``)."""
+    lines: list[str] = []
+    for fig in sorted(sweep.glob("trials/*/transfer/*/transfer.png")):
+        trial, arena = fig.parents[2], fig.parent.name
+        summary = fig.parent / "summary.json"
+        extra = ""
+        if summary.is_file():
+            try:
+                d = json.loads(summary.read_text())
+                keys = [k for k in d if isinstance(d[k], (int, float)) and ("score" in k or "spacing" in k)][:6]
+                extra = "; " + ", ".join(f"{k} {d[k]:.3g}" for k in keys) if keys else ""
+            except (ValueError, TypeError):
+                extra = ""
+        dst = out_dir / f"{preset}_transfer_{trial.name}_{arena}.png"
+        shutil.copyfile(fig, dst)
+        try:
+            shown = trial.resolve().relative_to(ROOT)
+        except ValueError:
+            shown = trial
+        lines += [f"![transfer to {arena}, preset {preset}](gallery/{dst.name})", "",
+                  f"*A network of preset `{preset}` (trial `{trial.name}`), trained in its square box and measured, "
+                  f"without training, in the arena `{arena}`{extra}. Made by `gridsweep evaluate {shown} --arena {arena}` "
+                  f"at commit `{commit}`.*", ""]
+    return lines
+
+
 def gallery_section(sweep: Path, out_dir: Path) -> list[str]:
     """Copy the report figures, draw the rate maps, return the markdown of one sweep's section."""
     preset = preset_of(sweep)
@@ -169,6 +196,7 @@ def gallery_section(sweep: Path, out_dir: Path) -> list[str]:
                   f"*Rate maps and spatial autocorrelograms of the 8 top-scoring units of the trial with the highest "
                   f"grid score (max deepmind_minmax {best[1]:.2f}); {desc}. Drawn by scripts/make_gallery.py from "
                   f"`analysis/ratemaps.npz`. {stamp}.*", ""]
+    lines += transfer_section(sweep, out_dir, preset, commit)
     order = list(FIGURE_TEXT)
     figures = sorted((sweep / "report" / "figures").glob("*.png"),
                      key=lambda f: (order.index(f.stem) if f.stem in order else len(order), f.name))
