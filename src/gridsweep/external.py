@@ -185,21 +185,9 @@ def read_positions(path: str | Path, *, position_unit: str = "auto",
 def _read_nwb_positions(path: Path, position_unit: str, position_series: str | None
                         ) -> tuple[np.ndarray, np.ndarray, str]:
     """NWB positions with the series lookup and unit handling of gridsweep.neural.io."""
-    from gridsweep.neural.io import _nwb_position_series, _nwb_unit_to_key
+    from gridsweep.neural.io import _nwb_position_series, _nwb_unit_to_key, open_nwb
 
-    try:
-        from pynwb import NWBHDF5IO
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise DataError(f"{path}: reading NWB needs pynwb: pip install 'gridsweep[neural]'") from exc
-    try:
-        io = NWBHDF5IO(str(path), mode="r")
-    except Exception as exc:  # h5py / hdmf raise many types on corrupt files
-        raise DataError(f"{path}: cannot be opened as NWB ({type(exc).__name__}: {exc})") from exc
-    with io:
-        try:
-            nwb = io.read()
-        except Exception as exc:
-            raise DataError(f"{path}: cannot be read as NWB ({type(exc).__name__}: {exc})") from exc
+    with open_nwb(path) as nwb:
         ss = _nwb_position_series(nwb, str(path), position_series)
         data = np.asarray(ss.data[:], dtype=float)
         if ss.timestamps is not None:

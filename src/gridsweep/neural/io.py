@@ -24,7 +24,8 @@ from __future__ import annotations
 import pickle
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from gridsweep.neural.dataset import MAX_ARENA_M, NeuralDataset, PositionUnitWar
 
 __all__ = [
     "MAX_ARENA_M",
+    "open_nwb",
     "POSITION_UNITS",
     "DEFAULT_SPEED_THRESHOLD_CM_S",
     "DEFAULT_BIN_WIDTH_M",
@@ -432,6 +434,32 @@ def _nwb_unit_to_key(unit: str, path: str) -> str:
     return key
 
 
+@contextmanager
+def open_nwb(path: str | Path) -> Iterator[Any]:
+    """Open an NWB file read-only and yield its ``NWBFile``; errors become one-line DataErrors.
+
+    Raises
+    ------
+    DataError
+        pynwb is missing, or the file cannot be opened or read as NWB (the message names it).
+    """
+    path = Path(path)
+    try:
+        from pynwb import NWBHDF5IO
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise DataError(f"{path}: reading NWB needs pynwb: pip install 'gridsweep[neural]'") from exc
+    try:
+        io = NWBHDF5IO(str(path), mode="r")
+    except Exception as exc:  # h5py / hdmf raise many types on corrupt files
+        raise DataError(f"{path}: cannot be opened as NWB ({type(exc).__name__}: {exc})") from exc
+    with io:
+        try:
+            nwb = io.read()
+        except Exception as exc:
+            raise DataError(f"{path}: cannot be read as NWB ({type(exc).__name__}: {exc})") from exc
+        yield nwb
+
+
 def load_nwb(
     path: str | Path,
     *,
@@ -486,19 +514,7 @@ def load_nwb(
         raise DataError(f"NWB file not found: {path}")
     if path.stat().st_size == 0:
         raise CorruptFileError(f"{path}: empty file (0 bytes); expected an NWB (HDF5) file", path)
-    try:
-        from pynwb import NWBHDF5IO
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise DataError(f"{path}: reading NWB needs pynwb: pip install 'gridsweep[neural]'") from exc
-    try:
-        io = NWBHDF5IO(str(path), mode="r")
-    except Exception as exc:  # h5py / hdmf raise many types on corrupt files
-        raise DataError(f"{path}: cannot be opened as NWB ({type(exc).__name__}: {exc})") from exc
-    with io:
-        try:
-            nwb = io.read()
-        except Exception as exc:
-            raise DataError(f"{path}: cannot be read as NWB ({type(exc).__name__}: {exc})") from exc
+    with open_nwb(path) as nwb:
         units = nwb.units
         if units is None:
             raise DataError(f"{path}: no Units table (nwbfile.units is missing); spike times are required")
