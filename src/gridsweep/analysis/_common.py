@@ -8,7 +8,7 @@ import numpy as np
 
 from gridsweep.errors import AnalysisError, DataError
 
-__all__ = ["as_maps", "as_numpy", "is_torch"]
+__all__ = ["as_maps", "as_numpy", "bin_size_of", "is_torch"]
 
 
 def is_torch(x: Any) -> bool:
@@ -50,3 +50,18 @@ def as_maps(maps: Any, name: str = "maps") -> np.ndarray:
     if arr.shape[1] < 2 or arr.shape[2] < 2:
         raise AnalysisError(f"{name} must have at least 2 bins per side; got shape {arr.shape}")
     return arr
+
+
+def bin_size_of(data: Any, bin_size: Any, name: str = "data") -> Any:
+    """``bin_size`` as given, else the ``bin_size`` of ``data`` when it is a RateMaps.
+
+    Raises
+    ------
+    DataError
+        ``bin_size`` is None and ``data`` carries none.
+    """
+    if bin_size is not None:
+        return bin_size
+    if not hasattr(data, "bin_size"):
+        raise DataError(f"bin_size (metres) is required unless {name} is a RateMaps")
+    return data.bin_size

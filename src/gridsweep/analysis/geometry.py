@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from gridsweep.analysis._common import as_maps, as_numpy
+from gridsweep.analysis._common import as_maps, as_numpy, bin_size_of
 from gridsweep.analysis.sac import autocorrelogram
 from gridsweep.errors import AnalysisError, DataError
 
@@ -300,10 +300,7 @@ def grid_period(data: Any, bin_size: Any = None, *, method: str = "peaks") -> np
     """
     if method not in PERIOD_METHODS:
         raise AnalysisError(f"method must be one of {PERIOD_METHODS}; got {method!r}")
-    if bin_size is None:
-        if not hasattr(data, "bin_size"):
-            raise DataError("bin_size (metres) is required unless data is a RateMaps")
-        bin_size = data.bin_size
+    bin_size = bin_size_of(data, bin_size, "data")
     if method == "peaks":
         return grid_geometry(data, bin_size)["spacing_m"]
     bx, _ = _bin_size(bin_size)

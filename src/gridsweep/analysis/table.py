@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridsweep.analysis._common import as_maps
+from gridsweep.analysis._common import as_maps, bin_size_of
 from gridsweep.analysis.geometry import grid_geometry
 from gridsweep.analysis.gridscore import GRID_SCORE_VARIANTS, grid_scores
 from gridsweep.analysis.sac import autocorrelogram
-from gridsweep.errors import AnalysisError, DataError
+from gridsweep.errors import AnalysisError
 
 __all__ = ["DEFAULT_VARIANTS", "unit_table"]
 
@@ -55,10 +55,7 @@ def unit_table(ratemaps: Any, bin_size: Any = None, variants: Sequence[str] = DE
     unknown = [v for v in variants if v not in GRID_SCORE_VARIANTS]
     if unknown or not variants:
         raise AnalysisError(f"variants must be a non-empty subset of {sorted(GRID_SCORE_VARIANTS)}; got {variants!r}")
-    if bin_size is None:
-        if not hasattr(ratemaps, "bin_size"):
-            raise DataError("bin_size (metres) is required unless ratemaps is a RateMaps")
-        bin_size = ratemaps.bin_size
+    bin_size = bin_size_of(ratemaps, bin_size, "ratemaps")
     maps = as_maps(ratemaps, "ratemaps")
     sacs = {"drop": autocorrelogram(maps)}
     if np.isnan(maps).any():                 # otherwise both conventions give the same SAC
