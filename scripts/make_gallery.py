@@ -216,13 +216,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="another reproduction sweep directory with a report (repeatable; default: "
                          "sweeps_out/reproduce_quick when it has one)")
     ap.add_argument("--run-tiny", action="store_true", help="run the tiny preset first when no tiny run exists")
+    ap.add_argument("--only", action="store_true",
+                    help="only the sweeps named by --tiny/--sweep (do not add sweeps_out/reproduce_quick by default)")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs", help="the docs directory to write into")
     args = ap.parse_args(argv)
 
     if args.run_tiny and not (has_trials(args.tiny) and (args.tiny / "report" / "figures").is_dir()):
         ensure_tiny(args.tiny)
     sweeps = [s for s in [args.tiny, *args.sweep] if has_trials(s)]
-    if not args.sweep and (DEFAULT_QUICK / "report" / "report.html").is_file():
+    if not args.sweep and not args.only and (DEFAULT_QUICK / "report" / "report.html").is_file():
         sweeps.append(DEFAULT_QUICK)
     out_dir = args.docs / "gallery"
     if out_dir.exists():

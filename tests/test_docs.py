@@ -451,13 +451,13 @@ def test_gallery_from_a_run_directory(tmp_path: Path) -> None:
         pd.DataFrame({"unit": range(4), "score60_deepmind_minmax": [0.1, 0.5, best, -0.2],
                       "spacing_m": [0.5, 0.6, 0.7, np.nan]}).to_parquet(trial / "analysis" / "units.parquet")
     docs = tmp_path / "docs"
-    assert gallery.main(["--tiny", str(sweep), "--docs", str(docs)]) == 0
+    assert gallery.main(["--tiny", str(sweep), "--docs", str(docs), "--only"]) == 0
     text = (docs / "gallery.md").read_text()
     assert sorted(p.name for p in (docs / "gallery").glob("*.png")) == ["tiny_ratemaps.png", "tiny_summary.png"]
     assert "trial `b`" in text and "max deepmind_minmax 0.90" in text  # the best trial, not the first
     assert text.count("Preset `tiny`, commit `") == 2 and "gridsweep reproduce --preset tiny --out" in text
     assert "report.html` is missing" in text
     # no run at all: a page that says how to make one, and no figures
-    assert gallery.main(["--tiny", str(tmp_path / "none"), "--docs", str(docs)]) == 0
+    assert gallery.main(["--tiny", str(tmp_path / "none"), "--docs", str(docs), "--only"]) == 0
     assert "No reproduction run was found" in (docs / "gallery.md").read_text()
     assert not list((docs / "gallery").glob("*.png"))
