@@ -85,6 +85,9 @@ def test_full_preset_is_the_published_sweep():
     ({"bogus": 1}, "bogus: unknown key"),
     ({"rules": {"unit_threshold": 0.5}}, "unit_threshold"),
     ({"base": "no_such_config"}, "no such file or shipped config"),
+    ({"groups": {"multifield": {"condition_seeds": {"hexagons": 5}}}}, "groups.multifield.condition_seeds: 'hexagons'"),
+    ({"groups": {"targets": {"condition_seeds": {"dos": 0}}}}, r"groups.targets.condition_seeds.dos=0"),
+    ({"groups": {"dog": {"condition_seeds": {"dos": []}}}}, r"groups.dog.condition_seeds.dos=\[\]"),
 ])
 def test_bad_presets_fail_with_one_line_naming_the_field(tmp_path, patch, message):
     data = yaml.safe_load((PRESET_DIR / "tiny.yaml").read_text())
@@ -95,6 +98,29 @@ def test_bad_presets_fail_with_one_line_naming_the_field(tmp_path, patch, messag
     with pytest.raises(ConfigError, match=message):
         p = load_preset(f)
         build_cases(p)
+
+
+def test_condition_seeds_override_the_group_and_keep_shared_trials(tmp_path):
+    """Seeds of one condition: more where a claim needs them, the rest unchanged, shared networks once."""
+    data = yaml.safe_load((PRESET_DIR / "tiny.yaml").read_text())
+    data["seeds"] = 2
+    data["groups"]["multifield"] = {**data["groups"].get("multifield", {}), "seeds": 5,
+                                    "condition_seeds": {"heterogeneous": [0, 1]}}
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(data))
+    p = load_preset(f)
+    spec, mem, _, _ = build_spec(p)
+    seeds = {}
+    for m in mem:
+        seeds.setdefault((m["group"], m["condition"]), set()).add(m["seed"])
+    assert seeds[("multifield", "heterogeneous")] == {0, 1}
+    assert seeds[("multifield", "homogeneous")] == set(range(5))
+    assert seeds[("targets", "dos")] == {0, 1}
+    # the homogeneous condition is the base DoS network: its seeds 0 and 1 are the targets group's trials
+    hom = {m["seed"]: m["trial_id"] for m in mem if m["group"] == "multifield" and m["condition"] == "homogeneous"}
+    dos = {m["seed"]: m["trial_id"] for m in mem if m["group"] == "targets" and m["condition"] == "dos"}
+    assert hom[0] == dos[0] and hom[1] == dos[1]
+    assert len({t.trial_id for t in spec.expand()}) == len({m["trial_id"] for m in mem})
 
 
 def test_unknown_preset_name():

@@ -57,10 +57,20 @@ def preset_rows(names: tuple[str, ...] = PRESET_NAMES) -> str:
         rows.append(
             f"| `{name}` | `{p.base}` | {m['cell'].upper()} / {m['activation']}, Ng {m['hidden_size']}, "
             f"Np {t['n_cells']} | {_fmt_int(tr['n_steps'])} steps, {tr.get('optimizer', 'adam')} "
-            f"{tr['learning_rate']:g}{sched} | {len({x['trial_id'] for x in mem})} | {len(p.seed_list())} | "
+            f"{tr['learning_rate']:g}{sched} | {len({x['trial_id'] for x in mem})} | {_seed_counts(mem)} | "
             f"{sig_txt} | {cap if cap is not None else 'none'} | {crit} | "
             f"{f'{p.expected_minutes:g} min' if p.expected_minutes else 'not stated'} |")
     return head + "\n" + "\n".join(rows)
+
+
+def _seed_counts(mem: list[dict[str, Any]]) -> str:
+    """Seeds per condition of a preset's memberships: "5" or, when they differ, "2-5"."""
+    per: dict[tuple[Any, ...], set[int]] = {}
+    for x in mem:
+        per.setdefault((x["group"], x["condition"], x.get("sigma"), x.get("surround_width_ratio"),
+                        x.get("amplitude_ratio"), x.get("extra")), set()).add(int(x["seed"]))
+    counts = sorted({len(v) for v in per.values()})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
 
 def rules_block() -> str:

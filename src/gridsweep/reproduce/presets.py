@@ -118,6 +118,9 @@ class RuleParams(_Block):
 class GroupBase(_Block):
     enabled: bool = True
     seeds: list[int] | int | None = Field(None, description="overrides the preset's seeds for this group")
+    condition_seeds: dict[str, list[int] | int] = Field(
+        default_factory=dict, description="seeds of single conditions of this group (condition name -> seeds), "
+        "overriding the group's; spends seeds where a claim needs them")
     overrides: dict[str, Any] = Field(default_factory=dict, description="dotted config overrides for this group")
 
 
@@ -182,8 +185,27 @@ class Preset(_Block):
     predictivity: PredictivityBlock = PredictivityBlock()
     source: str = ""
 
-    def seed_list(self, group: GroupBase | None = None) -> list[int]:
+    @model_validator(mode="after")
+    def _check_condition_seeds(self) -> "Preset":
+        g = self.groups
+        names: dict[str, list[str]] = {"targets": list(g.targets.kinds), "sigma": ["dos"],
+                                       "multifield": list(g.multifield.conditions),
+                                       "dog": list(g.dog.conditions) + ["amplitude_ratio"], "arch": list(g.arch.cells)}
+        for gname, allowed in names.items():
+            for cond, seeds in getattr(g, gname).condition_seeds.items():
+                if cond not in allowed:
+                    raise ValueError(f"groups.{gname}.condition_seeds: {cond!r} is not a condition of this group "
+                                     f"(allowed: {', '.join(allowed)})")
+                if (isinstance(seeds, int) and seeds < 1) or (isinstance(seeds, list) and not seeds):
+                    raise ValueError(f"groups.{gname}.condition_seeds.{cond}={seeds!r}: give a count >= 1 or a "
+                                     "non-empty list of seeds")
+        return self
+
+    def seed_list(self, group: GroupBase | None = None, condition: str | None = None) -> list[int]:
+        """Seeds of a condition: its ``condition_seeds`` entry, else the group's, else the preset's."""
         s = group.seeds if group is not None and group.seeds is not None else self.seeds
+        if group is not None and condition is not None and condition in group.condition_seeds:
+            s = group.condition_seeds[condition]
         return list(range(s)) if isinstance(s, int) else list(s)
 
 
@@ -311,7 +333,7 @@ def build_cases(preset: Preset, base: RunConfig | None = None) -> list[tuple[dic
 
     def add(group: GroupBase, name: str, cond: str, ov: dict[str, Any], **mkw: Any) -> None:
         for extra in _product(getattr(group, "grid", {}) or {}):
-            for seed in preset.seed_list(group):
+            for seed in preset.seed_list(group, cond):
                 full = {**ov, **group.overrides, **extra, "seed": seed}
                 tag = ",".join(f"{k}={v}" for k, v in extra.items())
                 out.append((full, Membership(name, cond, seed, extra=tag, **mkw)))
