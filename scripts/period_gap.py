@@ -21,6 +21,20 @@ Run::
 ``--training-length STEPS`` instead trains one ``quick_dos`` network (the preset's
 ``--sigma``, constant learning rate) for STEPS steps and prints the same ratio every
 ``--every`` steps: whether the period is still moving when training stops.
+
+``--patterns`` instead runs gridsweep's nonlinear pattern-formation model
+(:func:`gridsweep.theory.simulate_patterns`, Sorscher et al.'s gradient ascent of
+``g^T Sigma g``, docs/science.md section 5) on the ``quick_dos`` targets (each of
+``--sigmas``, width ratio 2, the config's box, 256 cells and seed: the targets
+:func:`~gridsweep.theory.predict` uses) under the ``relu`` constraint and the ``linear``
+and ``tanh`` controls, in the real box (``method="box"``) and on the box-sized square
+torus (``method="fourier"``, ``fit_lattice=False``), and measures every emergent map with
+the trained networks' estimator (:func:`gridsweep.analysis.unit_table`: deepmind_minmax
+score, SAC six-peak spacing) and with the peak of its power spectrum (``spec``: spacing
+``4 pi / (sqrt 3 k_peak)``, which also reads non-hexagonal maps). It tests whether the
+non-negativity of the units lengthens the period beyond the fastest-growing linear mode::
+
+    python scripts/period_gap.py --patterns [--sigmas 0.10 0.12 0.16] [--seeds 0 1]
 """
 
 from __future__ import annotations
@@ -69,6 +83,78 @@ def training_length(steps: int, every: int, sigma: float, threshold: float, samp
     return 0
 
 
+def spectral_spacing(maps: np.ndarray, bin_size: float, pad: int = 1024) -> np.ndarray:
+    """Hexagonal spacing ``4 pi / (sqrt 3 k_peak)`` at the peak of each map's power spectrum.
+
+    ``maps`` (U, n, n), mean-removed per map and zero-padded to ``pad`` x ``pad`` (wave-number
+    step ``2 pi / (pad bin_size)``, about 1.5% of ``k`` at the settings of ``--patterns``).
+    Returns (U,) metres. Unlike the SAC estimator it also reads stripes and superpositions.
+    """
+    m = maps - maps.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.rfft2(m, s=(pad, pad))) ** 2
+    ky = 2 * np.pi * np.fft.fftfreq(pad, d=bin_size)
+    kx = 2 * np.pi * np.fft.rfftfreq(pad, d=bin_size)
+    kmag = np.hypot(ky[:, None], kx[None, :])
+    power[:, kmag == 0] = 0.0
+    k = kmag.ravel()[np.argmax(power.reshape(len(maps), -1), axis=1)]
+    return 4 * np.pi / (np.sqrt(3) * k)
+
+
+def patterns(sigmas: list[float], seeds: list[int], n_units: int, n_steps: int, bins: int, threshold: float,
+             nonlinearities: list[str], commit: str) -> int:
+    """Emergent maps of the pattern-formation model at the quick preset's DoS settings.
+
+    Prints, per sigma, method and constraint: the maps' median grid score, their measured /
+    predicted spacing (SAC estimator, units above ``threshold`` and all units; power-spectrum
+    peak, all units) and whether the objective converged (relative change of the mean
+    objective over the last 10% of the steps).
+    """
+    from gridsweep.config import load_config
+    from gridsweep.theory import simulate_patterns
+
+    print(f"commit {commit or 'unknown'}; quick_dos targets (256 cells, width ratio 2, 2.2 m box); "
+          f"{len(seeds)} seeds x {n_units} units, {n_steps} steps, {bins} bins; SAC ratio over units > {threshold}")
+    rows = []
+    for sigma in sigmas:
+        cfg = load_config("quick_dos", [f"target.sigma={sigma}"])
+        pred = predict(cfg).spacing_m
+        for method in ("box", "fourier"):
+            for nl in nonlinearities:
+                tabs, spec, drift = [], [], []
+                for seed in seeds:
+                    r = simulate_patterns(cfg, method=method, nonlinearity=nl, n_units=n_units, n_steps=n_steps,
+                                          bins=bins, seed=seed, tol=0.0)
+                    tabs.append(unit_table(r.maps, r.bin_size, variants=("deepmind_minmax",)))
+                    spec.append(spectral_spacing(r.maps, r.bin_size))
+                    h = r.history.mean(axis=1)
+                    drift.append(abs(h[-1] - h[int(0.9 * (len(h) - 1))]) / abs(h[-1]))
+                df = pd.concat(tabs, ignore_index=True)
+                ratio = df["spacing_m"].to_numpy() / pred
+                grid = (df["score60_deepmind_minmax"] > threshold).to_numpy() & np.isfinite(ratio)
+                fin = np.isfinite(ratio)
+                rows.append({"sigma": sigma, "method": method, "f": nl, "pred_m": pred, "n": len(df),
+                             "n_grid": int(grid.sum()), "score": float(np.median(df["score60_deepmind_minmax"])),
+                             "sac/pred grid": float(np.median(ratio[grid])) if grid.any() else float("nan"),
+                             "sac/pred all": float(np.median(ratio[fin])) if fin.any() else float("nan"),
+                             "spec/pred all": float(np.median(np.concatenate(spec) / pred)),
+                             "drift": float(max(drift))})
+                if len(rows) == 1:
+                    print(f"{'sigma':>5} {'method':>7} {'f':>6} {'pred_m':>6} {'n':>3} {'n_grid':>6} {'score':>6} "
+                          f"{'sac/pred grid':>13} {'sac/pred all':>12} {'spec/pred all':>13} {'drift':>8}")
+                w = rows[-1]
+                print(f"{sigma:>5.2f} {method:>7} {nl:>6} {pred:>6.3f} {w['n']:>3} {w['n_grid']:>6} {w['score']:>6.2f} "
+                      f"{w['sac/pred grid']:>13.3f} {w['sac/pred all']:>12.3f} {w['spec/pred all']:>13.3f} "
+                      f"{w['drift']:>8.1e}", flush=True)
+    df = pd.DataFrame(rows)
+    for (method, nl), g in df.groupby(["method", "f"], sort=False):
+        grid = g["sac/pred grid"].dropna()
+        print(f"median over sigmas, {method}/{nl}: sac/pred grid "
+              + (f"{np.median(grid):.3f}" if len(grid) else "  -  ")
+              + f" ({int(g['n_grid'].sum())} of {int(g['n'].sum())} maps > {threshold}), "
+              f"spec/pred all {np.median(g['spec/pred all']):.3f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sweep", type=Path, nargs="?")
@@ -77,12 +163,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--training-length", type=int, default=0, help="train one network this long instead")
     ap.add_argument("--every", type=int, default=2000)
     ap.add_argument("--sigma", type=float, default=0.16)
+    ap.add_argument("--patterns", action="store_true", help="run the pattern-formation model instead")
+    ap.add_argument("--sigmas", type=float, nargs="+", default=[0.10, 0.12, 0.16])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--units", type=int, default=8, help="units per seed (--patterns)")
+    ap.add_argument("--steps", type=int, default=2000, help="ascent steps (--patterns)")
+    ap.add_argument("--bins", type=int, default=44, help="grid points per side (--patterns)")
+    ap.add_argument("--nonlinearities", nargs="+", default=["relu", "linear", "tanh"])
     args = ap.parse_args(argv)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if args.patterns:
+        return patterns(args.sigmas, args.seeds, args.units, args.steps, args.bins, args.threshold,
+                        args.nonlinearities, commit)
     if args.training_length:
         return training_length(args.training_length, args.every, args.sigma, args.threshold, 60_000, commit)
     if args.sweep is None:
-        ap.error("give a sweep directory, or --training-length STEPS")
+        ap.error("give a sweep directory, --training-length STEPS or --patterns")
     rows = []
     for trial in sorted((args.sweep / "trials").iterdir()):
         if not (trial / "analysis" / "units.parquet").exists():
