@@ -17,7 +17,7 @@ Prints, all measured in the same run with interleaved repeats (medians):
 
 ``--small`` (sweep-sized networks): the step under the reference loss and under the two
 fused paths of ``gridsweep.fused`` (eager, native), interleaved, each as a fraction of the machine's product rate
-on the step's own shapes (its products timed alone with ``torch.bmm`` in the same run),
+on the step's own shapes (its products timed alone in the same run, the faster of ``torch.bmm`` and oneDNN per shape),
 and the share of the step's CPU time outside product ops (torch.profiler).
 """
 
@@ -232,7 +232,16 @@ def step_products(ens: Ensemble) -> list[tuple[int, int, int, int, int]]:
 
 
 def product_time(ens: Ensemble, device, reps: int = 5) -> tuple[float, float]:
-    """(seconds, FLOPs) of the step's products run alone with ``torch.bmm``, median of ``reps``."""
+    """(seconds, FLOPs) of the step's products run alone, median of ``reps``.
+
+    Each shape is timed with ``torch.bmm`` (MKL) and, for float32 on the CPU, also per
+    network through oneDNN (``gridsweep.fastpath``, what the step uses for large products;
+    it has AVX-512 kernels on AMD CPUs where MKL has not); the faster counts, so the
+    baseline is the machine's best product rate on the shape, not MKL's alone.
+    """
+    from gridsweep import fastpath
+
+    onednn = device.type == "cpu" and ens.dtype == torch.float32 and fastpath.onednn_available()
     total_t, total_f = 0.0, 0.0
     for count, b, m, k, n in step_products(ens):
         x = torch.randn(b, m, k, device=device, dtype=ens.dtype)
@@ -240,7 +249,13 @@ def product_time(ens: Ensemble, device, reps: int = 5) -> tuple[float, float]:
         o = torch.empty(b, m, n, device=device, dtype=ens.dtype)
         torch.bmm(x, w, out=o)
         ts = [timed(lambda: [torch.bmm(x, w, out=o) for _ in range(count)], device) for _ in range(reps)]
-        total_t += statistics.median(ts)
+        t = statistics.median(ts)
+        if onednn:
+            wt = w.transpose(1, 2).contiguous()
+            one = lambda: [fastpath._onednn_linear(x[i], wt[i]) for _ in range(count) for i in range(b)]  # noqa: E731
+            one()
+            t = min(t, statistics.median([timed(one, device) for _ in range(reps)]))
+        total_t += t
         total_f += 2.0 * count * b * m * k * n
     return total_t, total_f
 
@@ -291,7 +306,8 @@ def small_network_report(Ng: int, Np: int, E: int, repeats: int, device) -> dict
 
 
 def print_small(r: dict) -> None:
-    print(f"\nE {r['E']}, Ng {r['Ng']}, Np {r['Np']}: products {r['gflop']:.2f} GFLOP, alone (torch.bmm, same shapes) "
+    print(f"\nE {r['E']}, Ng {r['Ng']}, Np {r['Np']}: products {r['gflop']:.2f} GFLOP, alone (same shapes, faster of "
+          f"torch.bmm / oneDNN) "
           f"{r['products_ms']:.1f} ms = {r['product_gflops']:.1f} GFLOP/s")
     for m, label in (("reference", "reference loss"), ("eager", "fused eager"), ("native", "fused native")):
         x = r[m]
