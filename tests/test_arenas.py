@@ -339,3 +339,164 @@ def test_place_cell_centres_inside_the_arena_and_seeded():
     share = math.pi * (0.8**2 - 0.55**2) / arena_of(box).area
     k = int(((np.hypot(*c.T) > 0.55)).sum())
     assert stats.binomtest(k, len(c), share).pvalue > 1e-3
+
+
+# --------------------------------------------------------------------------------------
+# the fast arena path (issue #16) against a straightforward reference of the same rule
+# --------------------------------------------------------------------------------------
+def _ref_distances(pos, w):
+    """Distance from points (N, 2) to every straight wall (N, S), and a circle's wall (+1 column)."""
+    x, y = pos[:, 0:1], pos[:, 1:2]
+    cols = []
+    if w["n_segments"]:
+        rx, ry = x - w["ax"], y - w["ay"]
+        t = torch.addcmul(rx * w["dx"], ry, w["dy"]).mul_(w["inv_len2"]).clamp_(0.0, 1.0)
+        ex, ey = torch.addcmul(rx, t, w["dx"], value=-1), torch.addcmul(ry, t, w["dy"], value=-1)
+        cols.append(torch.addcmul(ex * ex, ey, ey).sqrt_())
+    if w["radius"] is not None:
+        cols.append(w["radius"] - torch.sqrt(x * x + y * y))
+    return torch.cat(cols, -1)
+
+
+def _ref_stop(pos, step, w, arena, d_wall):
+    """Agents within a step of a wall: intersect the step with every wall, stop 10 um short."""
+    from gridsweep.trajectories import WALL_MARGIN
+
+    new = pos + step
+    i = ((step * step).sum(-1) >= (d_wall - WALL_MARGIN).clamp(min=0) ** 2).nonzero().flatten()
+    p, s = pos[i], step[i]  # (K, 2)
+    u = torch.full((len(i),), float("inf"), dtype=pos.dtype)
+    if w["n_segments"]:  # p + u s = a + v d: u = (a - p) x d / (s x d), v = (a - p) x s / (s x d)
+        denom = s[:, 0:1] * w["dy"] - s[:, 1:2] * w["dx"]
+        ok = denom.abs() > 1e-20
+        safe = torch.where(ok, denom, torch.ones_like(denom))
+        apx, apy = w["ax"] - p[:, 0:1], w["ay"] - p[:, 1:2]
+        uu = (apx * w["dy"] - apy * w["dx"]) / safe
+        vv = (apx * s[:, 1:2] - apy * s[:, 0:1]) / safe
+        hit = ok & (uu >= 0) & (uu <= 1) & (vv >= 0) & (vv <= 1)
+        u = torch.where(hit, uu, u[:, None]).min(-1).values
+    if w["radius"] is not None:
+        A, B, C = (s * s).sum(-1), (p * s).sum(-1), (p * p).sum(-1) - w["radius"] ** 2
+        uc = (-B + torch.sqrt((B * B - A * C).clamp(min=0))) / torch.where(A > 0, A, torch.ones_like(A))
+        u = torch.minimum(u, torch.where((A > 0) & (uc <= 1), uc, torch.full_like(uc, float("inf"))))
+    frac = torch.where(u <= 1, (u - WALL_MARGIN / s.norm(dim=-1).clamp(min=1e-30)).clamp(0.0, 1.0), torch.ones_like(u))
+    sub = p + s * frac[:, None]
+    new[i] = torch.where(arena.contains(sub)[:, None], sub, p)
+    return new
+
+
+def _ref_integrate(noise, cfg, box):
+    """The arena rules of gridsweep.trajectories, written plainly (all agents, all walls, every step)."""
+    from gridsweep.trajectories import _wrap_angle
+
+    arena = arena_of(box)
+    pos, hd = noise["start"], noise["heading"]
+    w = arena.torch_walls("cpu", pos.dtype)
+    normal_angle = torch.cat([w["normal_angle"], torch.zeros(1, dtype=pos.dtype)])  # circle column: atan2 below
+    poss, hds = [], []
+    if cfg.motion == "sorscher":
+        for t in range(noise["turn"].shape[-1]):
+            speed, turn = noise["speed"][:, t], cfg.dt * noise["turn"][:, t]
+            dists = _ref_distances(pos, w)
+            d_wall, j = dists.min(-1)
+            normal = torch.where(j == w["n_segments"], torch.atan2(pos[:, 1], pos[:, 0]), normal_angle[j])
+            a_wall = _wrap_angle(hd - normal)
+            near = (d_wall < cfg.wall_distance) & (a_wall.abs() < math.pi / 2)
+            turn = turn + torch.where(near, torch.sign(a_wall) * (math.pi / 2 - a_wall.abs()), torch.zeros_like(turn))
+            speed = torch.where(near, speed * cfg.wall_speed_factor, speed)
+            step = (speed * cfg.dt).unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], -1)
+            pos = _ref_stop(pos, step, w, arena, d_wall)
+            poss.append(pos)
+            hds.append(_wrap_angle(hd))
+            hd = hd + turn
+        return torch.stack(poss, 1), torch.stack(hds, 1)
+    assert cfg.ou_speed_model == "normal"
+    a_s, a_r, rd = cfg.dt / cfg.ou_speed_coherence_time, cfg.dt / cfg.ou_rotation_coherence_time, cfg.ou_wall_repel_distance
+    speed, rot = noise["speed0"], torch.zeros_like(hd)
+    for t in range(noise["speed_noise"].shape[-1]):
+        speed = (speed + a_s * (cfg.ou_speed_mean - speed)
+                 + cfg.ou_speed_std * math.sqrt(2 * a_s) * noise["speed_noise"][:, t]).abs()
+        rot = rot - a_r * rot + cfg.ou_rotation_std * math.sqrt(2 * a_r) * noise["rotation_noise"][:, t]
+        hd = hd + rot * cfg.dt
+        v = speed.unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], -1)
+        dists = _ref_distances(pos, w)
+        nx, ny = w["nx"].expand(len(pos), -1), w["ny"].expand(len(pos), -1)
+        if w["radius"] is not None:
+            r = pos.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+            nx, ny = torch.cat([nx, pos[:, 0:1] / r], -1), torch.cat([ny, pos[:, 1:2] / r], -1)
+        k = (v[:, 0:1] * nx + v[:, 1:2] * ny).clamp(min=0) * (1 - (dists / rd).clamp(0.0, 1.0))
+        v = v - torch.stack([(k * nx).sum(-1), (k * ny).sum(-1)], -1)
+        new = _ref_stop(pos, v * cfg.dt, w, arena, dists.min(-1).values)
+        step = new - pos
+        hd = torch.where(step.norm(dim=-1) > 0, torch.atan2(step[:, 1], step[:, 0]), hd)
+        poss.append(new)
+        hds.append(_wrap_angle(hd))
+        pos = new
+    return torch.stack(poss, 1), torch.stack(hds, 1)
+
+
+FAST_PATH_ARENAS = {
+    "12_walls_2_pillars": {"shape": "polygon", "vertices": [[1.1, 0.0], [0.8227, 0.475], [0.55, 0.9526],
+                                                            [0.0, 0.95], [-0.55, 0.9526], [-0.8227, 0.475],
+                                                            [-1.1, 0.0], [-0.8227, -0.475], [-0.55, -0.9526],
+                                                            [0.0, -0.95], [0.55, -0.9526], [0.8227, -0.475]],
+                           "holes": [[[-0.5, -0.1], [-0.3, -0.1], [-0.3, 0.1], [-0.5, 0.1]],
+                                     [[0.3, -0.1], [0.5, -0.1], [0.5, 0.1], [0.3, 0.1]]]},
+    "trapezoid_thin_wall": {"shape": "krupic_trapezoid", "holes": [wall_hole((-0.5, -0.2), (-0.5, 0.2), 0.004)]},
+    "circle_thin_wall": {"shape": "circle", "radius": 0.5, "holes": [wall_hole((-0.3, 0.0), (0.3, 0.0), 0.004)]},
+}
+
+
+@pytest.mark.parametrize("arena_name", sorted(FAST_PATH_ARENAS))
+@pytest.mark.parametrize("motion", ["sorscher", "ou"])
+@pytest.mark.parametrize("path", ["small_batch", "near_wall_rows", "torch_crossing"])
+def test_fast_arena_path_is_bit_identical_to_the_reference(arena_name, motion, path, monkeypatch):
+    """Known answer: the plain rule (all agents, all walls, one agent at a time at a wall).
+
+    ``small_batch``: every agent measured every step, the NumPy crossing test;
+    ``near_wall_rows``: the Lipschitz row filter of _NearWalls forced on (as for large
+    batches); ``torch_crossing``: the tensor crossing test (other devices) with the filter.
+    The fast path repeats the reference's float operations, so equality is exact, float32
+    and float64.
+    """
+    import gridsweep.trajectories as trajectories
+
+    if path != "small_batch":
+        monkeypatch.setattr(trajectories, "NEAR_WALLS_MIN_ELEMENTS", 0)
+    if path == "torch_crossing":
+        monkeypatch.setattr(trajectories, "_NUMPY_CROSSING", False)
+    box = BoxConfig(**FAST_PATH_ARENAS[arena_name])
+    cfg = TrajectoryConfig(motion=motion)
+    arena = arena_of(box)
+    for dtype, seed in ((torch.float32, 3), (torch.float64, 4)):
+        noise = sample_noise(gen(seed), 32, 60, cfg, box, dtype=dtype)
+        fast = integrate(noise, cfg, box)
+        ref_pos, ref_hd = _ref_integrate(noise, cfg, box)
+        assert torch.equal(fast.positions, ref_pos), (dtype, (fast.positions - ref_pos).abs().max())
+        assert torch.equal(fast.headings, ref_hd), dtype
+        assert bool(arena.contains(fast.positions).all())
+        # not vacuous: sorscher agents come within 2 mm of a wall (the crossing test decides
+        # their steps), ou agents into the repulsion zone
+        walls = arena.torch_walls("cpu", dtype)
+        near = 2e-3 if motion == "sorscher" else cfg.ou_wall_repel_distance / 2
+        assert float(_ref_distances(fast.positions.reshape(-1, 2), walls).min()) < near
+
+
+def test_near_wall_filter_skips_far_agents_and_bounds_hold():
+    """The row filter is not vacuous (it skips most agents after the first step), and every
+    skipped agent really is farther than its reach from every wall (the Lipschitz bound)."""
+    from gridsweep.trajectories import _NearWalls, _wall_distances
+
+    box = BoxConfig(**FAST_PATH_ARENAS["12_walls_2_pillars"])
+    walls = arena_of(box).torch_walls("cpu", torch.float32)
+    tr = generate(gen(8), TrajectoryConfig(), box, batch=400, steps=30)
+    nw = _NearWalls(walls, tr.start, enabled=True)
+    reach = 0.05
+    for t in range(30):
+        pos = tr.positions[:, t]
+        idx, _, _, _ = nw.measure(pos, reach)
+        skipped = torch.ones(len(pos), dtype=torch.bool)
+        skipped[idx] = False
+        if t > 0:
+            assert skipped.float().mean() > 0.4
+        assert bool((_wall_distances(pos[skipped], walls).min(-1).values >= reach).all())

@@ -60,7 +60,8 @@ SHAPES = ("rectangle", "circle", "polygon", "krupic_trapezoid")
 
 #: Krupic et al. (2015) trapezoid, metres: 190 cm long, 90 cm at the wide end, 20 cm at the
 #: narrow end (Methods of Krupic, Bauza, Burton, Barry & O'Keefe, Nature 518:232, 2015; their
-#: square was 90 x 90 cm). Numbers as recalled from the paper's Methods (docs/arenas.md).
+#: square was 90 x 90 cm). Numbers as recalled from the paper's Methods, UNVERIFIED: no copy of
+#: the Methods was found in the sources searched (2026-11-30); see docs/arenas.md.
 KRUPIC2015_TRAPEZOID = {"length": 1.9, "wide": 0.9, "narrow": 0.2}
 
 
@@ -228,7 +229,7 @@ class Arena:
         return len(self.segments) + (self.radius is not None)
 
     # areas and membership --------------------------------------------------------------
-    @property
+    @functools.cached_property
     def area(self) -> float:
         """Free area in m^2 (outer area minus holes)."""
         outer = math.pi * self.radius**2 if self.radius is not None else abs(polygon_area(self.outer))
@@ -312,16 +313,28 @@ class Arena:
         """Wall tensors on ``device`` for the motion models: ``a`` (S, 2) starts, ``d`` (S, 2)
         directions, their components ``ax, ay, dx, dy`` and ``inv_len2`` (S,), normals into
         the wall ``nx, ny`` (S,) and their angles ``normal_angle`` (S,), ``n_segments``,
-        ``radius`` (None unless a circle)."""
+        ``radius`` (None unless a circle), ``extent`` (bounding box); on a CPU device also
+        ``numpy``: NumPy views of ``ax, ay, dx, dy`` (S,) and of the (4, S) edge table of
+        :meth:`contains`, for the NumPy twin of the crossing test (gridsweep.trajectories).
+        Built once per device and dtype; treat it as read-only."""
         import torch
 
+        key = (str(device), dtype)
+        cache = self.__dict__.setdefault("_torch_walls", {})
+        if key in cache:
+            return cache[key]
         segs = torch.as_tensor(self.segments, device=device, dtype=dtype)
         n = torch.as_tensor(self.normals, device=device, dtype=dtype)
         a, d = segs[:, 0], segs[:, 1] - segs[:, 0]
-        return {"a": a, "d": d, "ax": a[:, 0], "ay": a[:, 1], "dx": d[:, 0], "dy": d[:, 1],
-                "inv_len2": 1.0 / (d * d).sum(-1), "nx": n[:, 0], "ny": n[:, 1],
-                "normal_angle": torch.atan2(n[:, 1], n[:, 0]), "n_segments": int(segs.shape[0]),
-                "radius": self.radius}
+        walls = {"a": a, "d": d, "ax": a[:, 0], "ay": a[:, 1], "dx": d[:, 0], "dy": d[:, 1],
+                 "inv_len2": 1.0 / (d * d).sum(-1), "nx": n[:, 0], "ny": n[:, 1],
+                 "normal_angle": torch.atan2(n[:, 1], n[:, 0]), "n_segments": int(segs.shape[0]),
+                 "radius": self.radius, "extent": self.extent}
+        if segs.device.type == "cpu":
+            walls["numpy"] = {k: walls[k].numpy() for k in ("ax", "ay", "dx", "dy")}
+            walls["numpy"]["edge_table"] = self._torch_table(segs.device, dtype).numpy()
+        cache[key] = walls
+        return walls
 
 
 def _orient(v: np.ndarray, ccw: bool) -> np.ndarray:

@@ -17,7 +17,11 @@ rectangle both models run their original code, bit for bit. In any other arena (
 polygon, holes) the wall rules are generalised to the nearest wall *segment* (distance to
 the segment, angle between the heading and the normal pointing into that wall), every step
 is stopped just short of the first wall it would cross, and start positions are drawn
-uniformly inside the arena by rejection.
+uniformly inside the arena by rejection. Speed (bench/arenas.py, docs/arenas.md): only
+agents within reach of a wall are measured (:class:`_NearWalls`, large batches) and the
+stop-at-wall test of the few agents within a step of a wall runs in NumPy on CPU
+(:func:`_stop_at_walls_numpy`); both repeat the plain rule's float operations, so the
+numbers are bit-identical to it (tests/test_arenas.py keeps a reference copy).
 
 Randomness and dynamics are separated: :func:`sample_noise` draws every random number
 of a batch from one generator, :func:`integrate` turns that noise into positions
@@ -35,9 +39,10 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 
-from gridsweep.arenas import Arena, arena_of
+from gridsweep.arenas import Arena, _even_odd, arena_of
 from gridsweep.config import BoxConfig, TrajectoryConfig
 
 __all__ = ["Trajectories", "sample_noise", "integrate", "generate", "MOTION_MODELS"]
@@ -196,16 +201,17 @@ def _wall_distances(pos: torch.Tensor, walls: dict) -> torch.Tensor:
     return cols[0] if len(cols) == 1 else torch.cat(cols, -1)
 
 
-def _nearest_wall_arena(pos: torch.Tensor, walls: dict,
-                        dists: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _nearest_wall_arena(pos: torch.Tensor, walls: dict, dists: torch.Tensor | None = None,
+                        nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Distance to the nearest wall and the angle of that wall's normal (pointing into it).
 
     Generalises :func:`_nearest_wall` (whose walls are the box's four sides) to the wall
     segments of any arena (distance to the segment, the segment's normal) plus a circle's
     wall (distance ``R - |x|``, normal along x). Vectorised over the batch and the walls.
+    ``dists`` (..., W) and ``nearest = dists.min(dim=-1)`` may be passed if already known.
     """
     dists = _wall_distances(pos, walls) if dists is None else dists
-    d_wall, idx = dists.min(dim=-1)
+    d_wall, idx = dists.min(dim=-1) if nearest is None else nearest
     if walls["radius"] is None:
         return d_wall, walls["normal_angle"][idx]
     circle = torch.atan2(pos[..., 1], pos[..., 0])
@@ -214,6 +220,80 @@ def _nearest_wall_arena(pos: torch.Tensor, walls: dict,
         return d_wall, circle
     return d_wall, torch.where(idx == S, circle, walls["normal_angle"][idx.clamp(max=S - 1)])
 
+
+
+#: Agents x walls above which :class:`_NearWalls` measures only the agents near a wall.
+#: Below it the bookkeeping (a gather and scatters per step) costs more than it saves.
+NEAR_WALLS_MIN_ELEMENTS = 16384
+
+
+def _filter_rows(pos: torch.Tensor, walls: dict) -> bool:
+    """Whether :class:`_NearWalls` should skip far agents (large batches)."""
+    return (pos.numel() // 2) * (walls["n_segments"] + (walls["radius"] is not None)) >= NEAR_WALLS_MIN_ELEMENTS
+
+
+class _NearWalls:
+    """Wall distances of the agents that a wall can affect this step, skipping the rest.
+
+    The distance to the nearest wall is 1-Lipschitz in position: an agent measured at its
+    anchor ``a`` at distance ``d0`` is at least ``d0 - |x - a|`` from every wall at ``x``.
+    This bound, lowered by ``slack`` for float rounding, is compared with ``reach`` (the
+    distance within which the wall rules or the step can act); agents whose bound clears it
+    are not measured and get distance +inf, which every rule treats exactly as it treats
+    their true distance (no turn, no slowing, no repulsion, no crossing test), so skipping
+    never changes a trajectory. Measured agents take their position as the new anchor.
+    With ``enabled`` False (small batches) every agent is measured every step.
+
+    Shapes: ``pos`` (..., 2), flattened to N = prod(...) agents; ``reach`` (...) or a float
+    (unused, and may be None, when disabled).
+    """
+
+    def __init__(self, walls: dict, pos: torch.Tensor, enabled: bool):
+        self.walls, self.enabled = walls, enabled
+        n = pos.numel() // 2
+        self.anchor = pos.reshape(n, 2).clone()
+        self.d0 = torch.full((n,), -math.inf, dtype=pos.dtype, device=pos.device)  # nobody measured yet
+        size = max(abs(float(e)) for e in walls["extent"]) + (walls["radius"] or 0.0)
+        eps = torch.finfo(pos.dtype).eps
+        self.slack = 1024 * eps * (1.0 + size)  # >> the rounding of |x - a|, d0 and d(x)
+        self.rel = 1.0 + 64 * eps  # a computed step's length is at most rel x its nominal length
+
+    def measure(self, pos: torch.Tensor, reach: torch.Tensor | float | None):
+        """Measure the agents within ``reach`` of a wall (or all of them when disabled).
+
+        Returns ``(idx, p, dists, nearest)``: ``idx`` (K,) flat agent indices or None for
+        all agents (then the others keep the leading shape of ``pos``), their positions
+        ``p`` (K, 2), distances to every wall ``dists`` (K, W) and ``nearest``, the
+        ``(values, indices)`` of ``dists.min(dim=-1)``.
+        """
+        if not self.enabled:
+            dists = _wall_distances(pos, self.walls)
+            return None, pos, dists, dists.min(dim=-1)
+        flat = pos.reshape(-1, 2)
+        bound = self.d0 - torch.linalg.vector_norm(flat - self.anchor, dim=-1)
+        reach = reach.reshape(-1) if isinstance(reach, torch.Tensor) else reach
+        idx = (bound < reach + self.slack).nonzero().squeeze(1)
+        p = flat[idx]
+        dists = _wall_distances(p, self.walls)
+        nearest = dists.min(dim=-1)
+        self.anchor.index_copy_(0, idx, p)
+        self.d0.index_copy_(0, idx, nearest.values)
+        return idx, p, dists, nearest
+
+    def nearest(self, pos: torch.Tensor, reach: torch.Tensor | float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`_nearest_wall_arena` of every agent, (...) each: +inf and 0 for skipped agents."""
+        idx, p, dists, nearest = self.measure(pos, reach)
+        d_wall, normal = _nearest_wall_arena(p, self.walls, dists, nearest)
+        return self.spread(idx, d_wall, pos, math.inf), self.spread(idx, normal, pos, 0.0)
+
+    @staticmethod
+    def spread(idx: torch.Tensor | None, values: torch.Tensor, like: torch.Tensor, fill: float) -> torch.Tensor:
+        """Values (K, ...) of the measured agents into a tensor shaped ``like`` (..., ...), ``fill`` elsewhere."""
+        if idx is None:
+            return values
+        out = torch.full((like.numel() // like.shape[-1],) + tuple(values.shape[1:]), fill,
+                         dtype=values.dtype, device=values.device)
+        return out.index_copy_(0, idx, values).reshape(like.shape[:-1] + values.shape[1:])
 
 def _cross2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
@@ -230,9 +310,11 @@ def _stop_at_walls(pos: torch.Tensor, step: torch.Tensor, walls: dict, arena: Ar
     grazing angles) is not taken. So a trajectory that starts inside never leaves, and
     never passes through a hole or a thin interior wall.
     """
-    new = pos + step
     if d_wall is None:
         d_wall = _wall_distances(pos, walls).min(dim=-1).values
+    if "numpy" in walls and walls["radius"] is None and _NUMPY_CROSSING:
+        return _stop_at_walls_numpy(pos, step, walls, d_wall)
+    new = pos + step
     reach = (step * step).sum(-1) >= (d_wall - WALL_MARGIN).clamp(min=0) ** 2
     idx = reach.reshape(-1).nonzero().squeeze(1)
     if idx.numel() == 0:
@@ -262,6 +344,56 @@ def _stop_at_walls(pos: torch.Tensor, step: torch.Tensor, walls: dict, arena: Ar
     return new.reshape(-1, 2).index_copy(0, idx, sub).reshape(pos.shape)
 
 
+
+#: Run :func:`_stop_at_walls` on CPU tensors through :func:`_stop_at_walls_numpy` (same result).
+_NUMPY_CROSSING = True
+
+
+def _stop_at_walls_numpy(pos: torch.Tensor, step: torch.Tensor, walls: dict, d_wall: torch.Tensor) -> torch.Tensor:
+    """:func:`_stop_at_walls` for CPU tensors of a straight-walled arena, in NumPy.
+
+    The same float operations in the same order (IEEE sums, products, quotients and
+    comparisons in the tensors' dtype; the step length by torch's own norm, which fuses a
+    multiply-add; ``m / L`` as torch computes it, ``(1 / L) * m``), so the result is
+    bit-identical (tests/test_arenas.py compares both paths with a reference copy of the
+    rule). The crossing test runs on the few agents within a step of a wall ((K, S)
+    arrays, K ~ 5% of B), where a NumPy call costs a fraction of a torch call; this is most
+    of the arena's speed-up (bench/arenas.py). A step that crosses no wall ends at
+    ``pos + step`` exactly as ``pos + step * 1`` did.
+
+    Shapes: ``pos``, ``step`` (..., 2); ``d_wall`` (...) the distance to the nearest wall
+    (+inf for an agent known to be out of reach). Returns the new positions (..., 2).
+    """
+    w = walls["numpy"]
+    ax, ay, dx, dy = w["ax"], w["ay"], w["dx"], w["dy"]  # (S,)
+    P, V = pos.reshape(-1, 2).numpy(), step.reshape(-1, 2).numpy()  # (B, 2)
+    out = P + V
+    new = torch.from_numpy(out).view(pos.shape)  # shares memory with ``out``
+    vv = V * V
+    reach = vv[:, 0] + vv[:, 1] >= np.square(np.maximum(d_wall.reshape(-1).numpy() - WALL_MARGIN, 0))
+    idx = np.flatnonzero(reach)
+    if idx.size == 0:
+        return new
+    p, s, sub = P[idx], V[idx], out[idx]  # (K, 2)
+    px, py, sx, sy = p[:, 0:1], p[:, 1:2], s[:, 0:1], s[:, 1:2]  # (K, 1)
+    # pos + u step = a + v d with u, v in [0, 1]: u = (a - p) x d / (s x d), v = (a - p) x s / (s x d)
+    denom = sx * dy - sy * dx  # (K, S)
+    ok = np.abs(denom) > 1e-20
+    safe = np.where(ok, denom, 1.0)
+    apx, apy = ax - px, ay - py
+    u = (apx * dy - apy * dx) / safe
+    v = (apx * sy - apy * sx) / safe
+    hit = ok & (np.minimum(u, v) >= 0) & (np.maximum(u, v) <= 1)  # u, v in [0, 1]
+    first = np.minimum.reduce(np.where(hit, u, np.inf), axis=-1)  # (K,) first wall along the step
+    k = np.flatnonzero(first <= 1)  # steps that meet a wall stop WALL_MARGIN before it
+    if k.size:
+        length = np.maximum(torch.linalg.vector_norm(torch.from_numpy(s[k]), dim=-1).numpy(), 1e-30)
+        back = np.minimum(np.maximum(first[k] - np.reciprocal(length) * WALL_MARGIN, 0.0), 1.0)
+        sub[k] = p[k] + s[k] * back[:, None]
+    inside = _even_odd(sub, w["edge_table"])  # rounding at grazing angles: else stay
+    out[idx] = np.where(inside[:, None], sub, p)
+    return new
+
 def _finish(pos: torch.Tensor, box: BoxConfig, cfg: TrajectoryConfig) -> torch.Tensor:
     if box.boundary == "periodic":
         return _wrap_to_box(pos, box)
@@ -277,12 +409,18 @@ def _integrate_sorscher(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, b
     dt = cfg.dt
     arena = _arena(box)
     walls = None if arena is None else arena.torch_walls(pos.device, pos.dtype)
+    near_walls = None if walls is None else _NearWalls(walls, pos, _filter_rows(pos, walls))
     vels, poss, hds = [], [], []
     for t in range(steps):
         speed = noise["speed"][..., t]
         turn = dt * noise["turn"][..., t]
         if box.boundary == "solid":
-            d_wall, normal = _nearest_wall(pos, box) if walls is None else _nearest_wall_arena(pos, walls)
+            if walls is None:
+                d_wall, normal = _nearest_wall(pos, box)
+            else:  # the wall rule acts within wall_distance, a step reaches at most speed dt
+                reach = (torch.clamp(speed * (dt * near_walls.rel) + WALL_MARGIN, min=cfg.wall_distance)
+                         if near_walls.enabled else None)
+                d_wall, normal = near_walls.nearest(pos, reach)
             d_here = d_wall
             a_wall = _wrap_angle(hd - normal)
             near = (d_wall < cfg.wall_distance) & (a_wall.abs() < math.pi / 2)
@@ -330,10 +468,12 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
     Walls differ from RatInABox in both modes (RatInABox: spring and conveyor-belt
     repulsion with ``thigmotaxis``; docs/arenas.md).
 
-    In an arena other than the rectangle the same rule runs wall by wall (a loop over the
-    segments, vectorised over the batch): d is the distance to the segment and the
-    component along the segment's normal pointing into the wall is scaled; for the
-    box's four orthogonal walls this is the per-axis rule above.
+    In an arena other than the rectangle the same rule runs wall by wall (vectorised over
+    the batch and the segments, :func:`_repel_arena`): d is the distance to the segment and
+    the component along the segment's normal pointing into the wall is scaled; for the
+    box's four orthogonal walls this is the per-axis rule above. Agents farther than the
+    repel distance and their step from every wall are skipped (:class:`_NearWalls`), which
+    changes no number.
     """
     pos = noise["start"]
     hd = noise["heading"]
@@ -346,6 +486,7 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
     hw, hh = box.width / 2, box.height / 2
     arena = _arena(box)
     walls = None if arena is None else arena.torch_walls(pos.device, pos.dtype)
+    near_walls = None if walls is None else _NearWalls(walls, pos, _filter_rows(pos, walls))
     rayleigh = cfg.ou_speed_model == "ratinabox"
     if rayleigh:
         z = _rayleigh_to_normal(speed, cfg.ou_speed_mean)
@@ -361,10 +502,14 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
         rot = rot - a_r * rot + cfg.ou_rotation_std * math.sqrt(2 * a_r) * noise["rotation_noise"][..., t]
         hd = hd + rot * dt
         v = speed.unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
-        if walls is not None:
-            dists = _wall_distances(pos, walls)
-            if cfg.ou_wall_repel_distance > 0:
-                v = _repel_arena(pos, v, walls, cfg.ou_wall_repel_distance, dists)
+        if walls is not None:  # repulsion acts within the repel distance, a step reaches speed dt
+            rd = cfg.ou_wall_repel_distance
+            reach = torch.clamp(speed * (dt * near_walls.rel) + WALL_MARGIN, min=rd) if near_walls.enabled else None
+            idx, p, dists, nearest = near_walls.measure(pos, reach)
+            if rd > 0:
+                v_near = _repel_arena(p, v if idx is None else v.reshape(-1, 2)[idx], walls, rd, dists)
+                v = v_near if idx is None else v.reshape(-1, 2).index_copy(0, idx, v_near).reshape(v.shape)
+            d_wall = near_walls.spread(idx, nearest.values, pos, math.inf)
         elif cfg.ou_wall_repel_distance > 0:
             rd = cfg.ou_wall_repel_distance
             x, y = pos[..., 0], pos[..., 1]
@@ -376,7 +521,7 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
             vy = torch.where(v[..., 1] > 0, v[..., 1] * fy_pos, v[..., 1] * fy_neg)
             v = torch.stack([vx, vy], dim=-1)
         new = (_clip_to_box(pos + v * dt, box) if walls is None or arena is None  # None together
-               else _stop_at_walls(pos, v * dt, walls, arena, dists.min(dim=-1).values))
+               else _stop_at_walls(pos, v * dt, walls, arena, d_wall))
         step = new - pos
         hd = torch.where(step.norm(dim=-1) > 0, torch.atan2(step[..., 1], step[..., 0]), hd)
         vels.append(step)
