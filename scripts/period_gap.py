@@ -22,6 +22,18 @@ Run::
 ``--sigma``, constant learning rate) for STEPS steps and prints the same ratio every
 ``--every`` steps: whether the period is still moving when training stops.
 
+``--population RUN_DIR ...`` instead reads the stored rate maps of trained runs and
+prints every unit's period (power-spectrum peak) beside the grid units' SAC reading:
+whether the grid-score cut selects long-period units or the whole population is
+shifted. A squared-error control network (the loss the linear theory assumes)::
+
+    gridsweep train quick_dos --out runs/mse_s0 --set target.loss=mse --set target.mse_reduction=sum \
+        --set target.sigma=0.16 --set model.family=nfl --set model.bias=null \
+        --set training.optimizer_convention=keras --set evaluation.protocol=nfl \
+        --set training.n_steps=6000 --set training.lr_milestones=[4500] --set training.lr_gamma=0.1 \
+        --set evaluation.ratemap_samples=60000
+    python scripts/period_gap.py --population runs/mse_s0 sweeps_out/reproduce_quick/trials/<id> ...
+
 ``--patterns`` instead runs gridsweep's nonlinear pattern-formation model
 (:func:`gridsweep.theory.simulate_patterns`, Sorscher et al.'s gradient ascent of
 ``g^T Sigma g``, docs/science.md section 5) on the ``quick_dos`` targets (each of
@@ -155,6 +167,48 @@ def patterns(sigmas: list[float], seeds: list[int], n_units: int, n_steps: int, 
     return 0
 
 
+def population(run_dirs: list[Path], threshold: float, commit: str) -> int:
+    """Every unit's period, not only the grid-scored ones, for trained runs (stored maps).
+
+    Per run: the SAC estimator over units scoring above ``threshold`` (the sweep's
+    reading) and the power-spectrum peak (:func:`spectral_spacing`) over those units, over
+    units above 0.3 and over every active unit, each divided by the prediction. If the
+    grid-score cut selected long-period units, the all-unit ratio would sit near 1.
+    """
+    from gridsweep.config import load_config
+    from gridsweep.files import load_npz
+
+    print(f"commit {commit or 'unknown'}; stored rate maps (analysis/ratemaps.npz); grid units: score > {threshold}")
+    rows = []
+    for d in run_dirs:
+        cfg = load_config(d / "config.yaml")
+        pred = predict(cfg).spacing_m
+        z = load_npz(d / "analysis" / "ratemaps.npz")
+        maps = np.nan_to_num(np.asarray(z["maps"], dtype=float))
+        bin_size = float(np.asarray(z["bin_size_m"]).ravel()[0]) if "bin_size_m" in z else cfg.box.width / maps.shape[-1]
+        df = read_parquet(d / "analysis" / "units.parquet")
+        score = df["score60_deepmind_minmax"].to_numpy(dtype=float)
+        sac = df["spacing_m"].to_numpy(dtype=float)
+        active = maps.reshape(len(maps), -1).std(axis=1) > 0
+        spec = np.full(len(maps), np.nan)
+        spec[active] = spectral_spacing(maps[active], bin_size)
+        grid, mid = score > threshold, score > 0.3
+        loss = cfg.target.loss if cfg.target.loss == "default" else f"{cfg.target.loss} ({cfg.target.mse_reduction})"
+        rows.append({"run": d.name, "sigma": cfg.target.sigma, "loss": loss, "seed": cfg.seed, "pred_m": pred,
+                     "n_grid": int(grid.sum()),
+                     "sac_grid/pred": np.nanmedian(sac[grid]) / pred if grid.any() else np.nan,
+                     "spec_grid/pred": np.nanmedian(spec[grid]) / pred if grid.any() else np.nan,
+                     "spec_>0.3/pred": np.nanmedian(spec[mid]) / pred if mid.any() else np.nan,
+                     "n_active": int(active.sum()), "spec_all/pred": np.nanmedian(spec[active]) / pred})
+    out = pd.DataFrame(rows)
+    pd.set_option("display.width", 200)
+    print(out.round(3).to_string(index=False))
+    for c in ("sac_grid/pred", "spec_grid/pred", "spec_all/pred"):
+        for loss, g in out.groupby("loss"):
+            print(f"median {c}, loss {loss}: {np.nanmedian(g[c]):.3f} over {len(g)} networks")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sweep", type=Path, nargs="?")
@@ -164,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=2000)
     ap.add_argument("--sigma", type=float, default=0.16)
     ap.add_argument("--patterns", action="store_true", help="run the pattern-formation model instead")
+    ap.add_argument("--population", type=Path, nargs="+", default=None, metavar="RUN_DIR",
+                    help="every unit's period in these trained runs (stored maps) instead")
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0.10, 0.12, 0.16])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--units", type=int, default=8, help="units per seed (--patterns)")
@@ -172,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nonlinearities", nargs="+", default=["relu", "linear", "tanh"])
     args = ap.parse_args(argv)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if args.population:
+        return population(args.population, args.threshold, commit)
     if args.patterns:
         return patterns(args.sigmas, args.seeds, args.units, args.steps, args.bins, args.threshold,
                         args.nonlinearities, commit)
