@@ -126,3 +126,18 @@ def test_condition_seeds_override_the_group_and_keep_shared_trials(tmp_path):
 def test_unknown_preset_name():
     with pytest.raises(ConfigError, match="tiny, quick, full"):
         load_preset("enormous")
+
+
+def test_quick_seeds_has_five_seeds_where_the_claims_need_them_and_contains_quick():
+    """R1 and R2 (targets), B1 (dog) and B2 (homogeneous vs single-scale cells) rest on >= 5 networks each."""
+    spec, mem, _, _ = build_spec(load_preset("quick_seeds"))
+    seeds: dict[tuple[str, str], set[int]] = {}
+    for m in mem:
+        seeds.setdefault((m["group"], m["condition"]), set()).add(m["seed"])
+    need = [("targets", k) for k in ("cartesian", "polar_highdim", "gaussian", "dos", "dog_equinorm")]
+    need += [("dog", c) for c in ("dos", "dog_equinorm", "dog_unit_integral")]
+    need += [("multifield", "homogeneous"), ("multifield", "multifield_single_scale")]
+    assert all(len(seeds[k]) >= 5 for k in need), {k: len(seeds[k]) for k in need}
+    assert len(seeds[("multifield", "heterogeneous")]) == 2
+    quick = {t.trial_id for t in build_spec(load_preset("quick"))[0].expand()}
+    assert quick < {t.trial_id for t in spec.expand()}  # seeds 0 and 1 are the quick preset's networks

@@ -34,7 +34,7 @@ def _say(msg: str) -> None:
 
 
 def reproduce_cmd(
-    preset: str = typer.Option("quick", "--preset", help="tiny | quick | full, or a preset YAML file"),
+    preset: str = typer.Option("quick", "--preset", help="tiny | quick | quick_seeds | full, or a preset YAML file"),
     executor: str = typer.Option("local", "--executor", help="local | ray | serial"),
     out: Optional[Path] = typer.Option(None, "--out", help="sweep directory (default sweeps_out/reproduce_<preset>)"),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, show_default="the number of cores",

@@ -39,7 +39,7 @@ __all__ = ["Preset", "RuleParams", "PRESET_DIR", "PRESET_NAMES", "load_preset", 
            "build_cases", "Membership", "CONDITION_LABELS", "TARGET_KINDS"]
 
 PRESET_DIR = REPRODUCE_DIR  # the shipped reproduction presets (gridsweep.presets resolves names)
-PRESET_NAMES = ("tiny", "quick", "full")
+PRESET_NAMES = ("tiny", "quick", "quick_seeds", "full")
 
 #: Target conditions of the ``targets`` and ``dog`` groups (kind names, plus the
 #: rebuttal's unit-integral DoG).
