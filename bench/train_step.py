@@ -305,6 +305,50 @@ def small_network_report(Ng: int, Np: int, E: int, repeats: int, device) -> dict
     return res
 
 
+def prefetch_report(Ng: int, Np: int, E: int, repeats: int, device) -> dict:
+    """Trajectory time and step time per step with and without the trajectory prefetch, interleaved.
+
+    A window is K consecutive steps (``gridsweep.runtime.prefetch_steps``) started with an
+    empty prefetch buffer, timed whole and divided by K, so the prefetch's one big
+    integration is amortised as in training; ``GRIDSWEEP_TRAJ_PREFETCH`` toggles it.
+    """
+    from gridsweep.runtime import prefetch_steps
+
+    cfgs = [RunConfig().with_overrides({"seed": s, "model.hidden_size": Ng, "target.n_cells": Np}) for s in range(E)]
+    ens = Ensemble(cfgs, device=device)
+    K = prefetch_steps(E * cfgs[0].trajectory.batch_size, 10**9, device, ens.prefetch_rows)
+    old = os.environ.get("GRIDSWEEP_TRAJ_PREFETCH")
+
+    def window(f, on: bool) -> float:
+        os.environ["GRIDSWEEP_TRAJ_PREFETCH"] = "1" if on else "0"
+        ens._drop_prefetch()
+        return timed(lambda: [f() for _ in range(K)], device) / K
+
+    times: dict[str, list[float]] = {k: [] for k in ("traj_off", "traj_on", "step_off", "step_on")}
+    try:
+        for on in (False, True):  # warm up
+            window(ens._training_trajectories, on), window(lambda: gridsweep_step(ens), on)
+        for _ in range(repeats):
+            for on in (False, True):
+                key = "on" if on else "off"
+                times["traj_" + key].append(window(ens._training_trajectories, on))
+                times["step_" + key].append(window(lambda: gridsweep_step(ens), on))
+    finally:
+        if old is None:
+            os.environ.pop("GRIDSWEEP_TRAJ_PREFETCH", None)
+        else:
+            os.environ["GRIDSWEEP_TRAJ_PREFETCH"] = old
+        ens._drop_prefetch()
+    res = {"Ng": Ng, "Np": Np, "E": E, "K": K, **{k: 1e3 * statistics.median(v) for k, v in times.items()}}
+    print(f"E {E}, Ng {Ng}, Np {Np}, K {K}: trajectories per step {res['traj_off']:.2f} -> {res['traj_on']:.2f} ms "
+          f"({res['traj_off'] / res['traj_on']:.1f}x); step {res['step_off']:.1f} -> {res['step_on']:.1f} ms; "
+          f"trajectory share {res['traj_off'] / res['step_off']:.1%} -> {res['traj_on'] / res['step_on']:.1%}")
+    print(f"RESULT prefetch E{E} Ng{Ng} Np{Np} K{K} traj_ms {res['traj_off']:.2f} {res['traj_on']:.2f} step_ms "
+          f"{res['step_off']:.1f} {res['step_on']:.1f} share {res['traj_off'] / res['step_off']:.3f} "
+          f"{res['traj_on'] / res['step_on']:.3f}")
+    return res
+
+
 def print_small(r: dict) -> None:
     print(f"\nE {r['E']}, Ng {r['Ng']}, Np {r['Np']}: products {r['gflop']:.2f} GFLOP, alone (same shapes, faster of "
           f"torch.bmm / oneDNN) "
@@ -334,6 +378,9 @@ def main() -> None:
                     help="small networks (default Ng 128 256 x Np 256 512): step under the reference and the fused "
                          "loss as a fraction of the product rate on the step's own shapes, and the non-product share")
     ap.add_argument("--Nps", type=int, nargs="+", default=[256, 512], help="with --small: place-cell counts")
+    ap.add_argument("--prefetch", action="store_true",
+                    help="with --small: trajectory and step time per step with and without the trajectory prefetch "
+                         "(GRIDSWEEP_TRAJ_PREFETCH), E 1 and 4, instead of the fused-loss comparison")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -345,6 +392,10 @@ def main() -> None:
               f"interleaved repeats, medians; load average at start {os.getloadavg()[0]:.1f}")
         for Ng in args.sizes or [128, 256]:
             for Np in args.Nps:
+                if args.prefetch:
+                    for E in (1, 4):
+                        prefetch_report(Ng, Np, E, repeats, device)
+                    continue
                 print_small(small_network_report(Ng, Np, 1, repeats, device))
         print(f"# load average at end {os.getloadavg()[0]:.1f}")
         return

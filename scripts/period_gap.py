@@ -82,14 +82,17 @@ def training_length(steps: int, every: int, sigma: float, threshold: float, samp
                                     f"training.eval_every={every}", f"training.checkpoint_every={steps}"])
     pred = predict(cfg).spacing_m
     print(f"commit {commit or 'unknown'}; quick_dos, sigma {sigma} m, predicted period {pred:.3f} m; units > {threshold}")
-    print(f"{'step':>6} {'error_cm':>8} {'n_grid':>6} {'measured_m':>10} {'measured/pred':>13}")
+    print(f"{'step':>6} {'error_cm':>8} {'n_grid':>6} {'measured_m':>10} {'measured/pred':>13} {'spec_all/pred':>13}")
 
     def cb(ens, metrics) -> None:
         if ens.step % every == 0:
             rm = collect_ratemaps(ens, n_samples=samples, bins=20)[0]
             m, n = _median_grid(unit_table(rm.maps, rm.bin_size[0]), "score60_deepmind_minmax", "spacing_m", threshold)
+            maps = np.nan_to_num(rm.maps)
+            active = maps.reshape(len(maps), -1).std(axis=1) > 0
+            spec = float(np.median(spectral_spacing(maps[active], rm.bin_size[0]))) if active.any() else float("nan")
             err = float(ens.evaluate()[0])
-            print(f"{ens.step:>6} {err:>8.1f} {n:>6} {m:>10.3f} {m / pred:>13.3f}", flush=True)
+            print(f"{ens.step:>6} {err:>8.1f} {n:>6} {m:>10.3f} {m / pred:>13.3f} {spec / pred:>13.3f}", flush=True)
 
     train(cfg, progress=False, callback=cb)
     return 0

@@ -40,10 +40,12 @@ from gridsweep.optim import EnsembleOptimizer, clip_grad_norm_per_network, clip_
 from gridsweep.runtime import (
     DTYPES,
     LOSS_BLOCK_BYTES,
+    PREFETCH_ROWS,
     StepMetrics,
     compile_requested,
     loss_blocks,
     maybe_compile,
+    prefetch_steps,
     torch_dtype,
     trajectory_threads,
     tune_cpu_malloc,
@@ -51,7 +53,7 @@ from gridsweep.runtime import (
 from gridsweep.seeding import torch_generator
 from gridsweep.targets import HeadDirectionTarget, Target, build_head_direction, build_target, decoding_error_cm
 from gridsweep.external import sample_trajectories
-from gridsweep.trajectories import Trajectories
+from gridsweep.trajectories import Trajectories, integrate, sample_noise
 
 __all__ = ["Ensemble", "TrainResult", "train", "train_ensemble", "ensemble_key", "PER_NETWORK_FIELDS",
            "load_run", "resume_command", "estimate_memory_bytes", "available_memory_bytes", "check_memory",
@@ -213,7 +215,8 @@ class Ensemble:
     Notes
     -----
     Speed-only settings (allocator, threads, cache blocking of the loss, compilation,
-    the metrics returned without a device sync) are :mod:`gridsweep.runtime`'s; none of
+    trajectories of several steps generated at once, the metrics returned without a
+    device sync) are :mod:`gridsweep.runtime`'s; none of
     them changes a number. The training step reads nothing back from a GPU: divergence
     is tracked on the device (``diverged_at`` reads it back when asked).
     """
@@ -255,6 +258,12 @@ class Ensemble:
         self._dropout_rates = [float(c.model.dropout) for c in cfgs]
         self._clip = self.cfg.training.grad_clip_mode if any(c.training.grad_clip for c in cfgs) else None
         self.traj_gens = [torch_generator(s, "trajectories", self.device) for s in seeds]
+        # prefetched training trajectories not yet consumed, next first, and per such step the
+        # generator states before its draws (gridsweep.runtime.prefetch_steps)
+        self._traj_buffer: list[Trajectories] = []
+        self._traj_buffer_states: list[list[torch.Tensor]] = []
+        #: Target agents per trajectory prefetch (per instance, for tests and benchmarks).
+        self.prefetch_rows = PREFETCH_ROWS
         self.dropout_gens = [torch_generator(s, "dropout", self.device) for s in seeds]
         self.active = torch.ones(self.E, dtype=torch.bool, device=self.device)
         self._diverged_step = torch.full((self.E,), -1, dtype=torch.long, device=self.device)
@@ -281,11 +290,55 @@ class Ensemble:
         """Fresh trajectories (E, B, T, ...) from each network's own generator.
 
         Integrated under :func:`gridsweep.runtime.trajectory_threads` (one intra-op thread
-        for small CPU batches; same numbers, fewer stalls on shared cores).
+        for small CPU batches; same numbers, fewer stalls on shared cores). Drawing from
+        the networks' own generators (``gens`` None) first drops any prefetched training
+        trajectories and rewinds the generators to the next training step's state, so the
+        result and the training that follows are those without a prefetch.
         """
+        if gens is None:
+            self._drop_prefetch()
         with trajectory_threads(self.device, self.E * (batch or self.cfg.trajectory.batch_size)):
             # trajectory.source: simulated (generate, unchanged), ratinabox or file (gridsweep.external)
             return sample_trajectories(self.cfgs, gens or self.traj_gens, batch=batch, steps=steps, dtype=self.dtype)
+
+    def _drop_prefetch(self) -> None:
+        """Forget the prefetched trajectories; the generators go back to the next unconsumed step."""
+        if self._traj_buffer_states:
+            for g, state in zip(self.traj_gens, self._traj_buffer_states[0]):
+                g.set_state(state)
+        self._traj_buffer.clear()
+        self._traj_buffer_states.clear()
+
+    def _training_trajectories(self) -> Trajectories:
+        """This training step's trajectories: :meth:`sample`, or the next of K prefetched steps.
+
+        For simulated trajectories (docs/science.md section 2) the noise of K steps
+        (:func:`gridsweep.runtime.prefetch_steps`) is drawn from each network's generator in
+        the order K calls of :meth:`sample` would draw it, and integrated as one batch of
+        shape (K, E, B): every agent is integrated independently, so each step's slice
+        equals, bit for bit, what :meth:`sample` would have returned at that step
+        (tests/test_trajectory_prefetch.py). The generator state before each prefetched
+        step's draws is kept for :meth:`network_state`.
+        """
+        if not self._traj_buffer:
+            tr = self.cfg.trajectory
+            B, T = tr.batch_size, tr.sequence_length
+            K = (prefetch_steps(self.E * B, self.cfg.training.n_steps - self.step, self.device, self.prefetch_rows)
+                 if tr.source == "simulated" else 1)
+            if K <= 1:
+                return self.sample()
+            with trajectory_threads(self.device, self.E * B):  # K x E x B < SERIAL_AGENTS: the same setting
+                noises = []
+                for _ in range(K):  # as K calls of generate(): per step, network by network
+                    self._traj_buffer_states.append([g.get_state() for g in self.traj_gens])
+                    noises.append([sample_noise(g, B, T, tr, self.cfg.box, dtype=self.dtype) for g in self.traj_gens])
+                stacked = {key: torch.stack([torch.stack([n[key] for n in step]) for step in noises])
+                           for key in noises[0][0]}  # (K, E, B, ...)
+                big = integrate(stacked, tr, self.cfg.box)
+            self._traj_buffer = [Trajectories(big.velocities[k], big.start[k], big.positions[k], big.headings[k])
+                                 for k in range(K)]
+        self._traj_buffer_states.pop(0)
+        return self._traj_buffer.pop(0)
 
     def _dropout_mask(self, shape: tuple[int, ...]) -> torch.Tensor | None:
         """0/1 mask of ``shape`` (E, B, T, Ng), network e's slice from its own generator.
@@ -392,7 +445,7 @@ class Ensemble:
         (:class:`gridsweep.runtime.StepMetrics`: the last computed when first read).
         Nothing is read back to the host.
         """
-        traj = self.sample()
+        traj = self._training_trajectories()
         loss, out, _ = self._forward(traj, train=True)
         penalty = self.model.recurrent_penalty()
         wd_on = self.step >= self.cfg.training.weight_decay_start
@@ -446,7 +499,9 @@ class Ensemble:
             "step": self.step,
             "model": {k: v[e:e + 1].detach().clone().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.select_state([e]),
-            "traj_rng": self.traj_gens[e].get_state(),
+            # the state before the next step's draws (prefetched steps not yet consumed are redrawn)
+            "traj_rng": (self._traj_buffer_states[0][e].clone() if self._traj_buffer_states
+                         else self.traj_gens[e].get_state()),
             "dropout_rng": self.dropout_gens[e].get_state(),
             "active": bool(self.active[e]),
             "diverged_at": self.diverged_at[e],
@@ -459,6 +514,8 @@ class Ensemble:
         if len(steps) != 1:
             raise ConfigError(f"cannot resume an ensemble from checkpoints at different steps {sorted(steps)}")
         self.step = steps.pop()
+        self._traj_buffer.clear()  # the generators are set below
+        self._traj_buffer_states.clear()
         sd = {k: torch.cat([s["model"][k] for s in states]).to(self.device) for k in states[0]["model"]}
         self.model.load_state_dict(sd)
         self.optimizer.load_state_dict(EnsembleOptimizer.stack_states([s["optimizer"] for s in states]))
