@@ -449,22 +449,29 @@ FAST_PATH_ARENAS = {
 
 @pytest.mark.parametrize("arena_name", sorted(FAST_PATH_ARENAS))
 @pytest.mark.parametrize("motion", ["sorscher", "ou"])
-@pytest.mark.parametrize("path", ["small_batch", "near_wall_rows", "torch_crossing"])
+@pytest.mark.parametrize("path", ["small_batch", "near_wall_rows", "torch_crossing", "agent_major",
+                                  "agent_major_rows"])
 def test_fast_arena_path_is_bit_identical_to_the_reference(arena_name, motion, path, monkeypatch):
     """Known answer: the plain rule (all agents, all walls, one agent at a time at a wall).
 
     ``small_batch``: every agent measured every step, the NumPy crossing test;
     ``near_wall_rows``: the Lipschitz row filter of _NearWalls forced on (as for large
-    batches); ``torch_crossing``: the tensor crossing test (other devices) with the filter.
+    batches); ``torch_crossing``: the tensor crossing test (other devices) with the filter;
+    ``agent_major`` (``_rows``): distances in the (K, S) layout of other devices, without
+    (with) the filter. On CPU straight walls are otherwise measured wall-major, (S, K).
     The fast path repeats the reference's float operations, so equality is exact, float32
     and float64.
     """
     import gridsweep.trajectories as trajectories
 
-    if path != "small_batch":
+    if path in ("near_wall_rows", "torch_crossing", "agent_major_rows"):
         monkeypatch.setattr(trajectories, "NEAR_WALLS_MIN_ELEMENTS", 0)
     if path == "torch_crossing":
         monkeypatch.setattr(trajectories, "_NUMPY_CROSSING", False)
+    if path.startswith("agent_major"):
+        monkeypatch.setattr(trajectories, "_WALL_MAJOR", False)
+    else:  # the wall-major layout, which large batches use, at this test's small batch
+        monkeypatch.setattr(trajectories, "WALL_MAJOR_MIN_ELEMENTS", 0)
     box = BoxConfig(**FAST_PATH_ARENAS[arena_name])
     cfg = TrajectoryConfig(motion=motion)
     arena = arena_of(box)
@@ -500,3 +507,40 @@ def test_near_wall_filter_skips_far_agents_and_bounds_hold():
         if t > 0:
             assert skipped.float().mean() > 0.4
         assert bool((_wall_distances(pos[skipped], walls).min(-1).values >= reach).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_wall_major_distances_and_nearest_wall_match_the_plain_rule(dtype, monkeypatch):
+    """Known answer: the wall-major distances equal the agent-major ones bit for bit (the
+    same fused multiply-adds), for batch sizes off and on the vector width; the nearest
+    wall's normal equals the plain rule's, including exact ties, where both take the
+    first of the tied walls (a point of a square arena equidistant from two sides)."""
+    import gridsweep.trajectories as trajectories
+    from gridsweep.trajectories import _NearWalls, _nearest_wall_arena, _wall_distances, _wall_distances_t
+
+    monkeypatch.setattr(trajectories, "WALL_MAJOR_MIN_ELEMENTS", 0)
+    box = BoxConfig(**FAST_PATH_ARENAS["12_walls_2_pillars"])
+    walls = arena_of(box).torch_walls("cpu", dtype)
+    g = gen(11)
+    for k in (1, 7, 16, 33, 500):
+        pos = arena_of(box).sample_uniform(g, k, dtype=dtype)
+        d, nearest = _wall_distances_t(pos, walls)
+        ref = _wall_distances(pos, walls)
+        assert torch.equal(d.T, ref)
+        assert np.array_equal(nearest, ref.min(-1).values.numpy())
+        nw = _NearWalls(walls, pos, enabled=False)
+        assert nw.wall_major  # not vacuous
+        d_wall, normal = nw.nearest(pos, None)
+        ref_d, ref_n = _nearest_wall_arena(pos, walls, ref)
+        assert torch.equal(d_wall, ref_d) and torch.equal(normal, ref_n)
+    square = BoxConfig(shape="polygon", vertices=[[-1, -1], [1, -1], [1, 1], [-1, 1]])
+    walls = arena_of(square).torch_walls("cpu", dtype)
+    pos = torch.tensor([[0.5, 0.5], [-0.25, 0.25], [0.0, -0.75], [0.75, -0.75]], dtype=dtype)
+    ref = _wall_distances(pos, walls)
+    assert int((ref == ref.min(-1, keepdim=True).values).sum(-1).max()) == 2  # not vacuous: exact ties
+    d_wall, normal = _NearWalls(walls, pos, enabled=False).nearest(pos, None)
+    ref_d, ref_n = _nearest_wall_arena(pos, walls, ref)
+    assert torch.equal(d_wall, ref_d) and torch.equal(normal, ref_n)
+    # the normal is only looked up within ``need``: beyond it, 0 as for a skipped agent
+    _, normal = _NearWalls(walls, pos, enabled=False).nearest(pos, None, need=0.3)
+    assert torch.equal(normal, torch.where(ref_d < 0.3, ref_n, torch.zeros_like(ref_n)))

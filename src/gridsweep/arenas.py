@@ -315,8 +315,12 @@ class Arena:
         the wall ``nx, ny`` (S,) and their angles ``normal_angle`` (S,), ``n_segments``,
         ``radius`` (None unless a circle), ``extent`` (bounding box); on a CPU device also
         ``numpy``: NumPy views of ``ax, ay, dx, dy`` (S,) and of the (4, S) edge table of
-        :meth:`contains`, for the NumPy twin of the crossing test (gridsweep.trajectories).
-        Built once per device and dtype; treat it as read-only."""
+        :meth:`contains`, for the NumPy twin of the crossing test (gridsweep.trajectories);
+        ``columns``: ``ax, ay, dx, dy, inv_len2`` as contiguous (S, 1) tensors, ``a2``, ``d2``
+        (2, S, 1) (x and y stacked) and, under ``numpy``, the same as arrays plus
+        ``normal_angle`` (S,) and the edge table's rows as (S, 1) arrays ``edge_rows``, for
+        the wall-major (S, K) layout of the CPU path. Built once per device and dtype; treat
+        it as read-only."""
         import torch
 
         key = (str(device), dtype)
@@ -333,6 +337,11 @@ class Arena:
         if segs.device.type == "cpu":
             walls["numpy"] = {k: walls[k].numpy() for k in ("ax", "ay", "dx", "dy")}
             walls["numpy"]["edge_table"] = self._torch_table(segs.device, dtype).numpy()
+            walls["columns"] = {k: walls[k][:, None].contiguous() for k in ("ax", "ay", "dx", "dy", "inv_len2")}
+            walls["columns"]["a2"], walls["columns"]["d2"] = (x.T[:, :, None].contiguous() for x in (a, d))
+            walls["numpy"]["columns"] = {k: v.numpy() for k, v in walls["columns"].items()}
+            walls["numpy"]["normal_angle"] = walls["normal_angle"].numpy()
+            walls["numpy"]["edge_rows"] = tuple(r[:, None] for r in walls["numpy"]["edge_table"])
         cache[key] = walls
         return walls
 

@@ -20,7 +20,8 @@ is stopped just short of the first wall it would cross, and start positions are 
 uniformly inside the arena by rejection. Speed (bench/arenas.py, docs/arenas.md): only
 agents within reach of a wall are measured (:class:`_NearWalls`, large batches) and the
 stop-at-wall test of the few agents within a step of a wall runs in NumPy on CPU
-(:func:`_stop_at_walls_numpy`); both repeat the plain rule's float operations, so the
+(:func:`_stop_at_walls_numpy`); at large batches the distances are computed wall-major
+(:func:`_wall_distances_t`). All repeat the plain rule's float operations, so the
 numbers are bit-identical to it (tests/test_arenas.py keeps a reference copy).
 
 Randomness and dynamics are separated: :func:`sample_noise` draws every random number
@@ -36,13 +37,14 @@ Conventions (docs/science.md section 2): the network input at step t is the disp
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from gridsweep.arenas import Arena, _even_odd, arena_of
+from gridsweep.arenas import Arena, arena_of
 from gridsweep.config import BoxConfig, TrajectoryConfig
 
 __all__ = ["Trajectories", "sample_noise", "integrate", "generate", "MOTION_MODELS"]
@@ -221,6 +223,44 @@ def _nearest_wall_arena(pos: torch.Tensor, walls: dict, dists: torch.Tensor | No
     return d_wall, torch.where(idx == S, circle, walls["normal_angle"][idx.clamp(max=S - 1)])
 
 
+#: On CPU, measure straight walls wall-major ((S, K) tensors, NumPy reductions), which
+#: gives the same numbers faster; tests switch it off to check the agent-major layout too.
+_WALL_MAJOR = True
+
+#: Agents x walls from which the wall-major layout is used (below it the extra NumPy calls
+#: cost more than the better vectorisation saves; bench/arenas.py at batch 200 and 2000).
+WALL_MAJOR_MIN_ELEMENTS = 16384
+
+#: ``(values, indices)`` of the nearest wall, as ``Tensor.min(dim=-1)`` returns them.
+_Nearest = namedtuple("_Nearest", "values indices")
+
+
+def _wall_major(walls: dict) -> bool:
+    """Whether :func:`_wall_distances_t` applies: CPU wall tensors and no circle's wall."""
+    return _WALL_MAJOR and "columns" in walls and walls["radius"] is None and walls["n_segments"] > 0
+
+
+def _wall_distances_t(p: torch.Tensor, walls: dict) -> tuple[torch.Tensor, np.ndarray]:
+    """:func:`_wall_distances` of points ``p`` (K, 2), wall-major, and the nearest distance.
+
+    Element by element the float operations of :func:`_wall_distances` (its fused
+    multiply-adds included: ``torch.addcmul`` in both), so the same distances, laid out
+    (S, K): the K agents run along the fast axis, which vectorises better for few walls
+    and many agents, and the nearest distance is an elementwise minimum over rows. The
+    nearest wall's index (a slow reduction) is left to :meth:`_NearWalls.nearest`, which
+    needs it only for agents within the wall rule's range. Returns the distances (S, K)
+    and the nearest distance (K,) as a NumPy array.
+    """
+    c = walls["columns"]  # (S, 1) each; a2, d2 (2, S, 1): x and y parts side by side
+    r = p.T[:, None, :] - c["a2"]  # (2, S, K): x - ax, y - ay
+    rx, ry = r[0], r[1]
+    t = torch.addcmul(rx * c["dx"], ry, c["dy"]).mul_(c["inv_len2"]).clamp_(0.0, 1.0)
+    e = torch.addcmul(r, t, c["d2"], value=-1)  # rx - t dx, ry - t dy (fused, as the rule's)
+    ex, ey = e[0], e[1]
+    d = torch.addcmul(ex * ex, ey, ey).sqrt_()
+    m = torch.empty(d.shape[1:], dtype=d.dtype).numpy()  # torch's (aligned) memory: see _stop_at_walls_numpy
+    return d, np.minimum.reduce(d.numpy(), axis=0, out=m)
+
 
 #: Agents x walls above which :class:`_NearWalls` measures only the agents near a wall.
 #: Below it the bookkeeping (a gather and scatters per step) costs more than it saves.
@@ -242,7 +282,9 @@ class _NearWalls:
     are not measured and get distance +inf, which every rule treats exactly as it treats
     their true distance (no turn, no slowing, no repulsion, no crossing test), so skipping
     never changes a trajectory. Measured agents take their position as the new anchor.
-    With ``enabled`` False (small batches) every agent is measured every step.
+    With ``enabled`` False (small batches) every agent is measured every step. With
+    ``wall_major`` (CPU, straight walls, agents x walls >= ``WALL_MAJOR_MIN_ELEMENTS``)
+    the distances are (S, K) (:func:`_wall_distances_t`) and the bookkeeping is NumPy.
 
     Shapes: ``pos`` (..., 2), flattened to N = prod(...) agents; ``reach`` (...) or a float
     (unused, and may be None, when disabled).
@@ -251,12 +293,23 @@ class _NearWalls:
     def __init__(self, walls: dict, pos: torch.Tensor, enabled: bool):
         self.walls, self.enabled = walls, enabled
         n = pos.numel() // 2
+        self.wall_major = _wall_major(walls) and n * walls["n_segments"] >= WALL_MAJOR_MIN_ELEMENTS
         self.anchor = pos.reshape(n, 2).clone()
         self.d0 = torch.full((n,), -math.inf, dtype=pos.dtype, device=pos.device)  # nobody measured yet
+        if self.wall_major:  # CPU: the bookkeeping in NumPy (the bound is conservative, see slack)
+            self.anchor, self.d0 = self.anchor.numpy(), self.d0.numpy()
         size = max(abs(float(e)) for e in walls["extent"]) + (walls["radius"] or 0.0)
         eps = torch.finfo(pos.dtype).eps
         self.slack = 1024 * eps * (1.0 + size)  # >> the rounding of |x - a|, d0 and d(x)
         self.rel = 1.0 + 64 * eps  # a computed step's length is at most rel x its nominal length
+
+    def _rows(self, P: np.ndarray, reach: torch.Tensor | float) -> np.ndarray:
+        """Wall-major path: flat indices (K,) of the agents at ``P`` (N, 2) that may be within ``reach``."""
+        gap = P - self.anchor
+        gap *= gap
+        bound = self.d0 - np.sqrt(gap[:, 0] + gap[:, 1])
+        reach = reach.reshape(-1).numpy() if isinstance(reach, torch.Tensor) else reach
+        return np.flatnonzero(bound < reach + self.slack)
 
     def measure(self, pos: torch.Tensor, reach: torch.Tensor | float | None):
         """Measure the agents within ``reach`` of a wall (or all of them when disabled).
@@ -264,8 +317,22 @@ class _NearWalls:
         Returns ``(idx, p, dists, nearest)``: ``idx`` (K,) flat agent indices or None for
         all agents (then the others keep the leading shape of ``pos``), their positions
         ``p`` (K, 2), distances to every wall ``dists`` (K, W) and ``nearest``, the
-        ``(values, indices)`` of ``dists.min(dim=-1)``.
+        ``(values, indices)`` of ``dists.min(dim=-1)`` (indices None on the wall-major path).
         """
+        if self.wall_major:
+            flat = pos.reshape(-1, 2)
+            if not self.enabled:
+                d, values = _wall_distances_t(flat, self.walls)
+                lead = pos.shape[:-1]
+                dists = torch.from_numpy(np.ascontiguousarray(d.numpy().T)).view(lead + d.shape[:1])
+                return None, pos, dists, _Nearest(torch.from_numpy(values).view(lead), None)
+            P = flat.numpy()
+            i = self._rows(P, reach)
+            p = torch.from_numpy(P[i])
+            d, values = _wall_distances_t(p, self.walls)
+            self.anchor[i] = P[i]
+            self.d0[i] = values
+            return torch.from_numpy(i), p, torch.from_numpy(np.ascontiguousarray(d.numpy().T)), _Nearest(torch.from_numpy(values), None)
         if not self.enabled:
             dists = _wall_distances(pos, self.walls)
             return None, pos, dists, dists.min(dim=-1)
@@ -280,11 +347,37 @@ class _NearWalls:
         self.d0.index_copy_(0, idx, nearest.values)
         return idx, p, dists, nearest
 
-    def nearest(self, pos: torch.Tensor, reach: torch.Tensor | float | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """:func:`_nearest_wall_arena` of every agent, (...) each: +inf and 0 for skipped agents."""
-        idx, p, dists, nearest = self.measure(pos, reach)
-        d_wall, normal = _nearest_wall_arena(p, self.walls, dists, nearest)
-        return self.spread(idx, d_wall, pos, math.inf), self.spread(idx, normal, pos, 0.0)
+    def nearest(self, pos: torch.Tensor, reach: torch.Tensor | float | None,
+                need: float = math.inf) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`_nearest_wall_arena` of every agent, (...) each: +inf and 0 for skipped agents.
+
+        On the wall-major path the normal is looked up only for agents nearer than ``need``
+        (the range of the rule that uses it) and is 0 for the others, like a skipped agent's;
+        the nearest wall is the first of tied minima, as torch's ``min`` returns it.
+        """
+        if not self.wall_major:
+            idx, p, dists, nearest = self.measure(pos, reach)
+            d_wall, normal = _nearest_wall_arena(p, self.walls, dists, nearest)
+            return self.spread(idx, d_wall, pos, math.inf), self.spread(idx, normal, pos, 0.0)
+        flat = pos.reshape(-1, 2)
+        if self.enabled:
+            P = flat.numpy()
+            i = self._rows(P, reach)
+            flat = torch.from_numpy(P[i])
+        d, vals = _wall_distances_t(flat, self.walls)
+        sel = np.flatnonzero(vals < need)
+        normal = torch.zeros(vals.shape, dtype=d.dtype).numpy()
+        if sel.size:
+            normal[sel] = self.walls["numpy"]["normal_angle"][d.numpy()[:, sel].argmin(axis=0)]
+        if self.enabled:
+            self.anchor[i] = P[i]
+            self.d0[i] = vals
+            d_all = torch.full((len(P),), math.inf, dtype=d.dtype).numpy()
+            n_all = torch.zeros(len(P), dtype=d.dtype).numpy()
+            d_all[i], n_all[i] = vals, normal
+            vals, normal = d_all, n_all
+        lead = pos.shape[:-1]
+        return torch.from_numpy(vals).view(lead), torch.from_numpy(normal).view(lead)
 
     @staticmethod
     def spread(idx: torch.Tensor | None, values: torch.Tensor, like: torch.Tensor, fill: float) -> torch.Tensor:
@@ -356,7 +449,7 @@ def _stop_at_walls_numpy(pos: torch.Tensor, step: torch.Tensor, walls: dict, d_w
     comparisons in the tensors' dtype; the step length by torch's own norm, which fuses a
     multiply-add; ``m / L`` as torch computes it, ``(1 / L) * m``), so the result is
     bit-identical (tests/test_arenas.py compares both paths with a reference copy of the
-    rule). The crossing test runs on the few agents within a step of a wall ((K, S)
+    rule). The crossing test runs on the few agents within a step of a wall ((S, K)
     arrays, K ~ 5% of B), where a NumPy call costs a fraction of a torch call; this is most
     of the arena's speed-up (bench/arenas.py). A step that crosses no wall ends at
     ``pos + step`` exactly as ``pos + step * 1`` did.
@@ -365,32 +458,39 @@ def _stop_at_walls_numpy(pos: torch.Tensor, step: torch.Tensor, walls: dict, d_w
     (+inf for an agent known to be out of reach). Returns the new positions (..., 2).
     """
     w = walls["numpy"]
-    ax, ay, dx, dy = w["ax"], w["ay"], w["dx"], w["dy"]  # (S,)
+    c = w["columns"]
+    ax, ay, dx, dy = c["ax"], c["ay"], c["dx"], c["dy"]  # (S, 1): (S, K) arrays below, agents along the fast axis
     P, V = pos.reshape(-1, 2).numpy(), step.reshape(-1, 2).numpy()  # (B, 2)
-    out = P + V
-    new = torch.from_numpy(out).view(pos.shape)  # shares memory with ``out``
+    # the sum in torch (P + V alike) and NumPy writing into its memory: the next steps'
+    # torch ops run measurably slower on NumPy-allocated arrays (alignment)
+    new = (pos + step).contiguous()
+    out = new.view(-1, 2).numpy()  # shares memory with ``new``
     vv = V * V
     reach = vv[:, 0] + vv[:, 1] >= np.square(np.maximum(d_wall.reshape(-1).numpy() - WALL_MARGIN, 0))
     idx = np.flatnonzero(reach)
     if idx.size == 0:
         return new
     p, s, sub = P[idx], V[idx], out[idx]  # (K, 2)
-    px, py, sx, sy = p[:, 0:1], p[:, 1:2], s[:, 0:1], s[:, 1:2]  # (K, 1)
+    px, py, sx, sy = p[:, 0], p[:, 1], s[:, 0], s[:, 1]  # (K,)
     # pos + u step = a + v d with u, v in [0, 1]: u = (a - p) x d / (s x d), v = (a - p) x s / (s x d)
-    denom = sx * dy - sy * dx  # (K, S)
-    ok = np.abs(denom) > 1e-20
-    safe = np.where(ok, denom, 1.0)
+    denom = sx * dy - sy * dx  # (S, K)
+    safe = np.where(np.abs(denom) > 1e-20, denom, np.nan)  # parallel: u, v NaN, never a hit
     apx, apy = ax - px, ay - py
     u = (apx * dy - apy * dx) / safe
     v = (apx * sy - apy * sx) / safe
-    hit = ok & (np.minimum(u, v) >= 0) & (np.maximum(u, v) <= 1)  # u, v in [0, 1]
-    first = np.minimum.reduce(np.where(hit, u, np.inf), axis=-1)  # (K,) first wall along the step
+    # the first wall along the step: the least u >= 0 with v in [0, 1]; it is the least
+    # u in [0, 1] (the rule's) whenever one is <= 1, the only case used below
+    first = np.minimum.reduce(np.where((u >= 0) & (v >= 0) & (v <= 1), u, np.inf), axis=0)  # (K,)
     k = np.flatnonzero(first <= 1)  # steps that meet a wall stop WALL_MARGIN before it
     if k.size:
         length = np.maximum(torch.linalg.vector_norm(torch.from_numpy(s[k]), dim=-1).numpy(), 1e-30)
         back = np.minimum(np.maximum(first[k] - np.reciprocal(length) * WALL_MARGIN, 0.0), 1.0)
         sub[k] = p[k] + s[k] * back[:, None]
-    inside = _even_odd(sub, w["edge_table"])  # rounding at grazing angles: else stay
+    # rounding at grazing angles: a step whose end is outside is not taken. The even-odd
+    # test of Arena.contains (gridsweep.arenas._even_odd), edges along axis 0, parity by xor
+    yi, yj, xi, slope = w["edge_rows"]  # (E, 1) each
+    x, y = sub[:, 0], sub[:, 1]
+    inside = np.logical_xor.reduce(((yi > y) != (yj > y)) & (x < xi + (y - yi) * slope), axis=0)
     out[idx] = np.where(inside[:, None], sub, p)
     return new
 
@@ -420,7 +520,7 @@ def _integrate_sorscher(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, b
             else:  # the wall rule acts within wall_distance, a step reaches at most speed dt
                 reach = (torch.clamp(speed * (dt * near_walls.rel) + WALL_MARGIN, min=cfg.wall_distance)
                          if near_walls.enabled else None)
-                d_wall, normal = near_walls.nearest(pos, reach)
+                d_wall, normal = near_walls.nearest(pos, reach, cfg.wall_distance)
             d_here = d_wall
             a_wall = _wrap_angle(hd - normal)
             near = (d_wall < cfg.wall_distance) & (a_wall.abs() < math.pi / 2)
@@ -549,6 +649,7 @@ def _repel_arena(pos: torch.Tensor, v: torch.Tensor, walls: dict, rd: float, dis
         cx, cy = pos[..., 0:1] / r, pos[..., 1:2] / r
         nx = torch.cat([nx.expand(cx.shape[:-1] + nx.shape), cx], -1) if walls["n_segments"] else cx
         ny = torch.cat([ny.expand(cy.shape[:-1] + ny.shape), cy], -1) if walls["n_segments"] else cy
+    dists = dists.contiguous()  # agent-major in memory, so the sums below add in the rule's order
     vn = v[..., 0:1] * nx + v[..., 1:2] * ny  # (..., W)
     k = vn.clamp(min=0) * (1 - (dists / rd).clamp(0.0, 1.0))
     return v - torch.stack([(k * nx).sum(-1), (k * ny).sum(-1)], dim=-1)
