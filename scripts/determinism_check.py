@@ -1,4 +1,4 @@
-"""Which settings change a trained network's numbers: thread count, ensemble size, repeat.
+"""Which settings change a trained network's numbers: threads, ensemble size, loss path, prefetch, repeat.
 
 Trains one small network of the quick preset's shape (``quick_dos``, fewer steps) under
 several settings and prints, for each, the largest absolute difference of the final
@@ -33,6 +33,29 @@ def _run(cfgs, threads: int) -> tuple[dict[str, torch.Tensor], float]:
     return state, float("nan")
 
 
+def _with(setting: str, value: str, fn):
+    """Run ``fn()`` with a speed setting changed: ``fused`` (gridsweep.fused.MODE) or an environment variable."""
+    import os
+
+    from gridsweep import fused
+
+    if setting == "fused":
+        old, fused.MODE = fused.MODE, value
+        try:
+            return fn()
+        finally:
+            fused.MODE = old
+    old_env = os.environ.get(setting)
+    os.environ[setting] = value
+    try:
+        return fn()
+    finally:
+        if old_env is None:
+            os.environ.pop(setting, None)
+        else:
+            os.environ[setting] = old_env
+
+
 def _diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return max(float((a[k] - b[k]).abs().max()) for k in a)
 
@@ -54,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
         ("2 threads, alone", _run([cfg], threads=2)[0]),
         ("1 thread, in an ensemble of 2 (with seed 1)", _run([cfg, other], threads=1)[0]),
         ("2 threads, in an ensemble of 2 (with seed 1)", _run([cfg, other], threads=2)[0]),
+        ("trajectory prefetch off (GRIDSWEEP_TRAJ_PREFETCH=0)",
+         _with("GRIDSWEEP_TRAJ_PREFETCH", "0", lambda: _run([cfg], threads=1)[0])),
+        ("loss path 'reference' instead of 'eager'", _with("fused", "reference", lambda: _run([cfg], threads=1)[0])),
         ("control: seed 1 instead of 0", _run([other], threads=1)[0]),
         ("control: float64 instead of float32", {k: v.float() for k, v in
                                                  _run([cfg.with_overrides({"training.dtype": "float64"})], 1)[0].items()}),

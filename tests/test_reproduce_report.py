@@ -207,7 +207,7 @@ def test_reproducibility_record_and_robustness_in_results_json(fake):
     _, rep = fake
     res = json.loads(rep.results_json.read_text())
     rec = res["reproducibility"]
-    assert set(rec) >= {"commit", "versions", "cpu", "gpu", "torch_threads", "ensemble_sizes"}
+    assert set(rec) >= {"commit", "versions", "cpu", "gpu", "torch_threads", "loss_path", "ensemble_sizes"}
     assert set(rec["versions"]) == {"gridsweep", "torch", "numpy", "scipy"} and rec["commit"]
     n_trials = len(json.loads((rep.out_dir.parent / "reproduce" / "manifest.json").read_text())["memberships"])
     assert set(rec["ensemble_sizes"]) == {"1"} and 0 < rec["ensemble_sizes"]["1"] <= n_trials

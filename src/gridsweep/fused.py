@@ -26,8 +26,15 @@ about 25 elementwise passes over (E, T, B, Np) for targets, loss and backward
 Select with ``GRIDSWEEP_FUSED`` = ``auto`` (default, = ``eager``), ``native``, ``eager`` or
 ``reference``, or by setting :data:`MODE`.
 
-Why ``native`` is opt-in: ``eager`` equals the reference bit for bit on the CPU; ``native``
-agrees with it to 1e-6 (float32) / 1e-12 (float64) wherever the targets are well
+What each path changes: ``eager``'s targets equal the reference bit for bit on the CPU, but
+its analytic backward sums in another order than autograd's, so its gradients equal the
+reference's only to rounding (relative ~1e-9 in float32 at the first step of the quick
+preset's network). Over thousands of steps that grows into different, equally valid
+weights: a network trained with ``GRIDSWEEP_FUSED=reference`` is a different network from
+the same seed under ``eager`` (measured in docs/reproduce.md, "What changes the numbers";
+the quick preset's networks trained before commit 7a905f1 used the reference path).
+Why ``native`` is opt-in: ``native``
+agrees with ``eager`` to 1e-6 (float32) / 1e-12 (float64) wherever the targets are well
 conditioned, but differs in one regime: DoS (and DoG) targets at a position far from every
 cell relative to sigma, where both softmaxes put ~all their mass on one cell and the target
 is the rounding residue of 1 - 1 (e.g. Np 12, sigma 0.08 m: the reference's own targets

@@ -143,12 +143,13 @@ def reproduce(preset: str | Path | Preset, out: str | Path | None = None, *, exe
 
 
 def environment_record() -> dict[str, Any]:
-    """What produced a set of numbers: commit, package versions, CPU model or GPU name, torch threads.
+    """What produced a set of numbers: commit, package versions, CPU model or GPU name, torch threads, loss path.
 
     ``commit`` is ``git rev-parse HEAD`` of the checkout holding this package ("unknown"
     outside a git checkout or without git); versions are those installed (``None`` when
     absent); ``cpu`` is the ``model name`` of ``/proc/cpuinfo`` (else the platform's
-    processor string); ``gpu`` the CUDA device name, when torch sees one.
+    processor string); ``gpu`` the CUDA device name, when torch sees one; ``loss_path`` the
+    readout loss path (``gridsweep.fused.MODE``: ``auto`` is ``eager``).
     """
     import platform
     import subprocess
@@ -184,6 +185,12 @@ def environment_record() -> dict[str, Any]:
         rec["torch_threads"] = int(torch.get_num_threads())
     except Exception:  # noqa: BLE001 - a record, never a failure
         rec["gpu"], rec["torch_threads"] = None, None
+    try:  # the readout loss path changes trained numbers (docs/reproduce.md, "What changes the numbers")
+        from gridsweep import fused
+
+        rec["loss_path"] = fused.MODE
+    except Exception:  # noqa: BLE001
+        rec["loss_path"] = None
     return rec
 
 
