@@ -2,7 +2,8 @@
 
 The square box runs the motion model's original code (4 axis-aligned walls); the arena
 runs the segment rules of gridsweep.trajectories (nearest of S = 20 wall segments, the
-crossing test that stops a step at a wall, the inside test). Same batch, steps and
+crossing test that stops a step at a wall, the inside test), on CPU through the compiled
+wall kernel of gridsweep.arena_kernel unless GRIDSWEEP_ARENA_KERNEL=numpy. Same batch, steps and
 motion model; medians of interleaved repeats. Goal: ratio arena / square <= 2.
 
     python bench/arenas.py [--quick] [--threads N] [--batch B] [--steps T] [--motion sorscher|ou]
@@ -17,6 +18,7 @@ import time
 
 import torch
 
+from gridsweep import arena_kernel
 from gridsweep.arenas import arena_of
 from gridsweep.config import BoxConfig, TrajectoryConfig
 from gridsweep.trajectories import generate
@@ -45,6 +47,9 @@ def main() -> None:
     square, arena = BoxConfig(), twelve_wall_arena()
     a = arena_of(arena)
     print(f"arena: {len(a.segments)} wall segments (12 outer + 2 x 4 holes), free area {a.area:.3f} m^2")
+    kernel = arena_kernel.kernel_for(a, a.torch_walls("cpu", torch.float32))
+    print(f"wall work: {'C kernel (gridsweep.arena_kernel)' if kernel else 'NumPy/torch'}"
+          " (GRIDSWEEP_ARENA_KERNEL=numpy for the NumPy/torch path)")
     repeats = 5 if args.quick else 21
     times: dict[str, list[float]] = {"square": [], "arena": []}
     gen = torch.Generator().manual_seed(0)

@@ -449,7 +449,7 @@ FAST_PATH_ARENAS = {
 
 @pytest.mark.parametrize("arena_name", sorted(FAST_PATH_ARENAS))
 @pytest.mark.parametrize("motion", ["sorscher", "ou"])
-@pytest.mark.parametrize("path", ["small_batch", "near_wall_rows", "torch_crossing", "agent_major",
+@pytest.mark.parametrize("path", ["c_kernel", "small_batch", "near_wall_rows", "torch_crossing", "agent_major",
                                   "agent_major_rows"])
 def test_fast_arena_path_is_bit_identical_to_the_reference(arena_name, motion, path, monkeypatch):
     """Known answer: the plain rule (all agents, all walls, one agent at a time at a wall).
@@ -459,11 +459,19 @@ def test_fast_arena_path_is_bit_identical_to_the_reference(arena_name, motion, p
     batches); ``torch_crossing``: the tensor crossing test (other devices) with the filter;
     ``agent_major`` (``_rows``): distances in the (K, S) layout of other devices, without
     (with) the filter. On CPU straight walls are otherwise measured wall-major, (S, K).
-    The fast path repeats the reference's float operations, so equality is exact, float32
-    and float64.
+    ``c_kernel``: the compiled wall kernel (gridsweep.arena_kernel, the default on CPU for
+    straight walls; circles keep the NumPy/torch path); the others run with
+    ``GRIDSWEEP_ARENA_KERNEL=numpy``. Every path repeats the reference's float operations,
+    so equality is exact, float32 and float64.
     """
+    import gridsweep.arena_kernel as arena_kernel
     import gridsweep.trajectories as trajectories
 
+    monkeypatch.setattr(arena_kernel, "MODE", "auto" if path == "c_kernel" else "numpy")
+    if path == "c_kernel":  # not vacuous: the kernel runs wherever the walls are straight
+        a = arena_of(BoxConfig(**FAST_PATH_ARENAS[arena_name]))
+        used = arena_kernel.kernel_for(a, a.torch_walls("cpu", torch.float32)) is not None
+        assert used == (a.radius is None)
     if path in ("near_wall_rows", "torch_crossing", "agent_major_rows"):
         monkeypatch.setattr(trajectories, "NEAR_WALLS_MIN_ELEMENTS", 0)
     if path == "torch_crossing":
@@ -544,3 +552,88 @@ def test_wall_major_distances_and_nearest_wall_match_the_plain_rule(dtype, monke
     # the normal is only looked up within ``need``: beyond it, 0 as for a skipped agent
     _, normal = _NearWalls(walls, pos, enabled=False).nearest(pos, None, need=0.3)
     assert torch.equal(normal, torch.where(ref_d < 0.3, ref_n, torch.zeros_like(ref_n)))
+
+
+# --------------------------------------------------------------------------------------
+# the compiled wall kernel (gridsweep.arena_kernel) piece by piece
+# --------------------------------------------------------------------------------------
+def _regular_polygon(n):
+    ang = 2 * np.pi * np.arange(n) / n
+    r = np.where(np.arange(n) % 2 == 0, 1.0, 0.9) if n > 3 else np.ones(n)
+    v = np.stack([r * np.cos(ang), r * np.sin(ang)], -1)
+    return BoxConfig(shape="polygon", vertices=(v - (v.min(0) + v.max(0)) / 2).tolist())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_c_kernel_pieces_match_the_numpy_torch_rule(dtype):
+    """Known answer: the kernel's distances, OU repulsion and stop-at-wall equal the plain
+    rule's bit for bit, for wall counts on and off torch's vector widths (the repulsion's
+    sums are torch's own, whose order depends on the count), with many steps crossing walls."""
+    from gridsweep import arena_kernel
+    from gridsweep.trajectories import WALL_MARGIN, _repel_arena, _stop_at_walls_numpy
+
+    if not arena_kernel.available():
+        pytest.skip("no C compiler")
+    for n in (3, 8, 17, 33, 64):
+        arena = arena_of(_regular_polygon(n))
+        w = arena.torch_walls("cpu", dtype)
+        kernel = arena_kernel.kernel_for(arena, w)
+        g = gen(n)
+        pos = arena.sample_uniform(g, 301, dtype=dtype)
+        vel = 0.2 * torch.randn(301, 2, generator=g, dtype=dtype)
+        dists = kernel.distances(pos)
+        ref = _ref_distances(pos, w)
+        assert torch.equal(dists, ref), n
+        d_wall = dists.amin(-1)
+        repelled = kernel.repel(vel, dists, d_wall, 0.3)
+        assert torch.equal(repelled, _repel_arena(pos, vel, w, 0.3, ref)), n
+        assert not torch.equal(repelled, vel)  # not vacuous
+        step = 0.5 * vel  # up to ~0.3 m: many steps reach a wall
+        new = kernel.stop(pos, step, d_wall, WALL_MARGIN)
+        assert torch.equal(new, _ref_stop(pos, step, w, arena, d_wall)), n
+        assert torch.equal(new, _stop_at_walls_numpy(pos, step, w, d_wall)), n
+        assert int((new != pos + step).any(-1).sum()) > 10  # not vacuous: steps were cut
+        assert bool(arena.contains(new).all())
+
+
+def test_c_kernel_ensemble_shape_matches_the_numpy_path(monkeypatch):
+    """(E, B) batches of an ensemble: the kernel gives the NumPy/torch path's trajectories."""
+    from gridsweep import arena_kernel
+
+    box = BoxConfig(**FAST_PATH_ARENAS["12_walls_2_pillars"])
+    for motion in ("sorscher", "ou"):
+        cfg = TrajectoryConfig(motion=motion)
+        fast = generate([gen(1), gen(2)], cfg, box, batch=24, steps=50)
+        monkeypatch.setattr(arena_kernel, "MODE", "numpy")
+        slow = generate([gen(1), gen(2)], cfg, box, batch=24, steps=50)
+        monkeypatch.setattr(arena_kernel, "MODE", "auto")
+        assert fast.positions.shape == (2, 24, 50, 2)
+        assert torch.equal(fast.positions, slow.positions) and torch.equal(fast.headings, slow.headings)
+
+
+def test_c_kernel_without_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
+    from gridsweep import arena_kernel
+
+    monkeypatch.setattr(arena_kernel, "_LIB", None)
+    monkeypatch.setattr(arena_kernel, "_LIB_ERROR", None)
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("GRIDSWEEP_CACHE", str(tmp_path))
+    arena = arena_of(_regular_polygon(6))
+    monkeypatch.setitem(arena.__dict__, "_c_kernels", {})  # not the kernel cached by earlier tests
+    walls = arena.torch_walls("cpu", torch.float32)
+    with pytest.warns(RuntimeWarning, match="NumPy/torch path"):
+        assert arena_kernel.kernel_for(arena, walls) is None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once only
+        assert arena_kernel.kernel_for(arena, walls) is None
+
+
+def test_c_kernel_mode_is_checked(monkeypatch):
+    from gridsweep import arena_kernel
+
+    monkeypatch.setattr(arena_kernel, "MODE", "fast")
+    arena = arena_of(_regular_polygon(6))
+    with pytest.raises(ConfigError, match="GRIDSWEEP_ARENA_KERNEL"):
+        arena_kernel.kernel_for(arena, arena.torch_walls("cpu", torch.float32))

@@ -330,7 +330,7 @@ class Arena:
         segs = torch.as_tensor(self.segments, device=device, dtype=dtype)
         n = torch.as_tensor(self.normals, device=device, dtype=dtype)
         a, d = segs[:, 0], segs[:, 1] - segs[:, 0]
-        walls = {"a": a, "d": d, "ax": a[:, 0], "ay": a[:, 1], "dx": d[:, 0], "dy": d[:, 1],
+        walls: dict[str, Any] = {"a": a, "d": d, "ax": a[:, 0], "ay": a[:, 1], "dx": d[:, 0], "dy": d[:, 1],
                  "inv_len2": 1.0 / (d * d).sum(-1), "nx": n[:, 0], "ny": n[:, 1],
                  "normal_angle": torch.atan2(n[:, 1], n[:, 0]), "n_segments": int(segs.shape[0]),
                  "radius": self.radius, "extent": self.extent}

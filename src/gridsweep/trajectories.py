@@ -17,10 +17,13 @@ rectangle both models run their original code, bit for bit. In any other arena (
 polygon, holes) the wall rules are generalised to the nearest wall *segment* (distance to
 the segment, angle between the heading and the normal pointing into that wall), every step
 is stopped just short of the first wall it would cross, and start positions are drawn
-uniformly inside the arena by rejection. Speed (bench/arenas.py, docs/arenas.md): only
-agents within reach of a wall are measured (:class:`_NearWalls`, large batches) and the
-stop-at-wall test of the few agents within a step of a wall runs in NumPy on CPU
-(:func:`_stop_at_walls_numpy`); at large batches the distances are computed wall-major
+uniformly inside the arena by rejection. Speed (bench/arenas.py, docs/arenas.md): on CPU
+the wall work of straight-walled arenas (distances to every segment, stop-at-wall with its
+inside test, the OU repulsion's terms) is one compiled C call each per step
+(:mod:`gridsweep.arena_kernel`, bit-identical; ``GRIDSWEEP_ARENA_KERNEL=numpy`` selects the
+NumPy/torch path described next). On that path only agents within reach of a wall are
+measured (:class:`_NearWalls`, large batches) and the stop-at-wall test of the few agents
+within a step of a wall runs in NumPy on CPU (:func:`_stop_at_walls_numpy`); at large batches the distances are computed wall-major
 (:func:`_wall_distances_t`). All repeat the plain rule's float operations, so the
 numbers are bit-identical to it (tests/test_arenas.py keeps a reference copy).
 
@@ -39,11 +42,12 @@ from __future__ import annotations
 import math
 from collections import namedtuple
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from gridsweep import arena_kernel
 from gridsweep.arenas import Arena, arena_of
 from gridsweep.config import BoxConfig, TrajectoryConfig
 
@@ -294,8 +298,8 @@ class _NearWalls:
         self.walls, self.enabled = walls, enabled
         n = pos.numel() // 2
         self.wall_major = _wall_major(walls) and n * walls["n_segments"] >= WALL_MAJOR_MIN_ELEMENTS
-        self.anchor = pos.reshape(n, 2).clone()
-        self.d0 = torch.full((n,), -math.inf, dtype=pos.dtype, device=pos.device)  # nobody measured yet
+        self.anchor: Any = pos.reshape(n, 2).clone()  # a NumPy array on the wall-major path
+        self.d0: Any = torch.full((n,), -math.inf, dtype=pos.dtype, device=pos.device)  # nobody measured yet
         if self.wall_major:  # CPU: the bookkeeping in NumPy (the bound is conservative, see slack)
             self.anchor, self.d0 = self.anchor.numpy(), self.d0.numpy()
         size = max(abs(float(e)) for e in walls["extent"]) + (walls["radius"] or 0.0)
@@ -303,7 +307,7 @@ class _NearWalls:
         self.slack = 1024 * eps * (1.0 + size)  # >> the rounding of |x - a|, d0 and d(x)
         self.rel = 1.0 + 64 * eps  # a computed step's length is at most rel x its nominal length
 
-    def _rows(self, P: np.ndarray, reach: torch.Tensor | float) -> np.ndarray:
+    def _rows(self, P: np.ndarray, reach: Any) -> np.ndarray:
         """Wall-major path: flat indices (K,) of the agents at ``P`` (N, 2) that may be within ``reach``."""
         gap = P - self.anchor
         gap *= gap
@@ -338,6 +342,7 @@ class _NearWalls:
             return None, pos, dists, dists.min(dim=-1)
         flat = pos.reshape(-1, 2)
         bound = self.d0 - torch.linalg.vector_norm(flat - self.anchor, dim=-1)
+        assert reach is not None, "reach is needed when enabled"
         reach = reach.reshape(-1) if isinstance(reach, torch.Tensor) else reach
         idx = (bound < reach + self.slack).nonzero().squeeze(1)
         p = flat[idx]
@@ -359,25 +364,25 @@ class _NearWalls:
             idx, p, dists, nearest = self.measure(pos, reach)
             d_wall, normal = _nearest_wall_arena(p, self.walls, dists, nearest)
             return self.spread(idx, d_wall, pos, math.inf), self.spread(idx, normal, pos, 0.0)
-        flat = pos.reshape(-1, 2)
+        flat: Any = pos.reshape(-1, 2)
         if self.enabled:
             P = flat.numpy()
             i = self._rows(P, reach)
             flat = torch.from_numpy(P[i])
         d, vals = _wall_distances_t(flat, self.walls)
         sel = np.flatnonzero(vals < need)
-        normal = torch.zeros(vals.shape, dtype=d.dtype).numpy()
+        angle = torch.zeros(vals.shape, dtype=d.dtype).numpy()
         if sel.size:
-            normal[sel] = self.walls["numpy"]["normal_angle"][d.numpy()[:, sel].argmin(axis=0)]
+            angle[sel] = self.walls["numpy"]["normal_angle"][d.numpy()[:, sel].argmin(axis=0)]
         if self.enabled:
             self.anchor[i] = P[i]
             self.d0[i] = vals
             d_all = torch.full((len(P),), math.inf, dtype=d.dtype).numpy()
             n_all = torch.zeros(len(P), dtype=d.dtype).numpy()
-            d_all[i], n_all[i] = vals, normal
-            vals, normal = d_all, n_all
+            d_all[i], n_all[i] = vals, angle
+            vals, angle = d_all, n_all
         lead = pos.shape[:-1]
-        return torch.from_numpy(vals).view(lead), torch.from_numpy(normal).view(lead)
+        return torch.from_numpy(vals).view(lead), torch.from_numpy(angle).view(lead)
 
     @staticmethod
     def spread(idx: torch.Tensor | None, values: torch.Tensor, like: torch.Tensor, fill: float) -> torch.Tensor:
@@ -509,7 +514,8 @@ def _integrate_sorscher(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, b
     dt = cfg.dt
     arena = _arena(box)
     walls = None if arena is None else arena.torch_walls(pos.device, pos.dtype)
-    near_walls = None if walls is None else _NearWalls(walls, pos, _filter_rows(pos, walls))
+    kernel = None if walls is None or arena is None else arena_kernel.kernel_for(arena, walls)
+    near_walls: Any = None if walls is None or kernel is not None else _NearWalls(walls, pos, _filter_rows(pos, walls))
     vels, poss, hds = [], [], []
     for t in range(steps):
         speed = noise["speed"][..., t]
@@ -517,6 +523,8 @@ def _integrate_sorscher(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, b
         if box.boundary == "solid":
             if walls is None:
                 d_wall, normal = _nearest_wall(pos, box)
+            elif kernel is not None:  # one C call, then torch's sqrt and min (arena_kernel)
+                d_wall, normal = _nearest_wall_arena(pos, walls, kernel.distances(pos))
             else:  # the wall rule acts within wall_distance, a step reaches at most speed dt
                 reach = (torch.clamp(speed * (dt * near_walls.rel) + WALL_MARGIN, min=cfg.wall_distance)
                          if near_walls.enabled else None)
@@ -529,6 +537,7 @@ def _integrate_sorscher(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, b
             speed = torch.where(near, speed * cfg.wall_speed_factor, speed)
         step = (speed * dt).unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
         new = (_finish(pos + step, box, cfg) if walls is None or arena is None  # None together
+               else kernel.stop(pos, step, d_here, WALL_MARGIN) if kernel is not None
                else _stop_at_walls(pos, step, walls, arena, d_here))
         # With periodic walls the input is the raw displacement, not the wrapped jump.
         vels.append(step if box.boundary == "periodic" else new - pos)
@@ -586,7 +595,8 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
     hw, hh = box.width / 2, box.height / 2
     arena = _arena(box)
     walls = None if arena is None else arena.torch_walls(pos.device, pos.dtype)
-    near_walls = None if walls is None else _NearWalls(walls, pos, _filter_rows(pos, walls))
+    kernel = None if walls is None or arena is None else arena_kernel.kernel_for(arena, walls)
+    near_walls: Any = None if walls is None or kernel is not None else _NearWalls(walls, pos, _filter_rows(pos, walls))
     rayleigh = cfg.ou_speed_model == "ratinabox"
     if rayleigh:
         z = _rayleigh_to_normal(speed, cfg.ou_speed_mean)
@@ -602,7 +612,13 @@ def _integrate_ou(noise: dict[str, torch.Tensor], cfg: TrajectoryConfig, box: Bo
         rot = rot - a_r * rot + cfg.ou_rotation_std * math.sqrt(2 * a_r) * noise["rotation_noise"][..., t]
         hd = hd + rot * dt
         v = speed.unsqueeze(-1) * torch.stack([torch.cos(hd), torch.sin(hd)], dim=-1)
-        if walls is not None:  # repulsion acts within the repel distance, a step reaches speed dt
+        if kernel is not None:  # one C call, torch's sqrt and min; repulsion of the agents it can reach
+            rd = cfg.ou_wall_repel_distance
+            dists = kernel.distances(pos)
+            d_wall = dists.amin(dim=-1)
+            if rd > 0:
+                v = kernel.repel(v, dists, d_wall, rd)
+        elif walls is not None:  # repulsion acts within the repel distance, a step reaches speed dt
             rd = cfg.ou_wall_repel_distance
             reach = torch.clamp(speed * (dt * near_walls.rel) + WALL_MARGIN, min=rd) if near_walls.enabled else None
             idx, p, dists, nearest = near_walls.measure(pos, reach)
