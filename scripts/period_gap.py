@@ -1,6 +1,6 @@
 """Why trained networks' grid periods differ from the readout spectrum's prediction.
 
-For every finished DoS network of a reproduction sweep (groups ``sigma`` and ``targets``)
+For every finished DoS RNN of a reproduction sweep (groups ``sigma`` and ``targets``)
 this prints the measured period of its grid units under several measurements, each
 divided by the period the theory predicts from that network's own targets
 (:func:`gridsweep.theory.predict`):
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         ens = load_run(trial)
         cfg = ens.cfg
-        if cfg.target.kind != "dos" or cfg.target.heterogeneity is not None:
+        if cfg.target.kind != "dos" or cfg.target.heterogeneity is not None or cfg.model.cell != "rnn":
             continue
         pred = predict(cfg).spacing_m
         t = cfg.target
