@@ -53,7 +53,7 @@ from gridsweep.runtime import (
 from gridsweep.seeding import torch_generator
 from gridsweep.targets import HeadDirectionTarget, Target, build_head_direction, build_target, decoding_error_cm
 from gridsweep.external import sample_trajectories
-from gridsweep.trajectories import Trajectories, integrate, sample_noise
+from gridsweep.trajectories import Trajectories, ensemble_noise, integrate
 
 __all__ = ["Ensemble", "TrainResult", "train", "train_ensemble", "ensemble_key", "PER_NETWORK_FIELDS",
            "load_run", "resume_command", "estimate_memory_bytes", "available_memory_bytes", "check_memory",
@@ -331,9 +331,8 @@ class Ensemble:
                 noises = []
                 for _ in range(K):  # as K calls of generate(): per step, network by network
                     self._traj_buffer_states.append([g.get_state() for g in self.traj_gens])
-                    noises.append([sample_noise(g, B, T, tr, self.cfg.box, dtype=self.dtype) for g in self.traj_gens])
-                stacked = {key: torch.stack([torch.stack([n[key] for n in step]) for step in noises])
-                           for key in noises[0][0]}  # (K, E, B, ...)
+                    noises.append(ensemble_noise(self.traj_gens, B, T, tr, self.cfg.box, dtype=self.dtype))
+                stacked = {key: torch.stack([n[key] for n in noises]) for key in noises[0]}  # (K, E, B, ...)
                 big = integrate(stacked, tr, self.cfg.box)
             self._traj_buffer = [Trajectories(big.velocities[k], big.start[k], big.positions[k], big.headings[k])
                                  for k in range(K)]

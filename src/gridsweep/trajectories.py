@@ -51,7 +51,7 @@ from gridsweep import arena_kernel
 from gridsweep.arenas import Arena, arena_of
 from gridsweep.config import BoxConfig, TrajectoryConfig
 
-__all__ = ["Trajectories", "sample_noise", "integrate", "generate", "MOTION_MODELS"]
+__all__ = ["Trajectories", "sample_noise", "ensemble_noise", "integrate", "generate", "MOTION_MODELS"]
 
 
 @dataclass(frozen=True)
@@ -718,6 +718,11 @@ def generate(
     steps = cfg.sequence_length if steps is None else steps
     if isinstance(gens, torch.Generator):
         return integrate(sample_noise(gens, batch, steps, cfg, box, dtype=dtype), cfg, box)
+    return integrate(ensemble_noise(gens, batch, steps, cfg, box, dtype=dtype), cfg, box)
+
+
+def ensemble_noise(gens: Sequence[torch.Generator], batch: int, steps: int, cfg: TrajectoryConfig,
+                   box: BoxConfig, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """:func:`sample_noise` of each generator in turn, stacked: arrays (E, B, ...) for E generators."""
     noises = [sample_noise(g, batch, steps, cfg, box, dtype=dtype) for g in gens]
-    stacked = {k: torch.stack([n[k] for n in noises]) for k in noises[0]}
-    return integrate(stacked, cfg, box)
+    return {k: torch.stack([n[k] for n in noises]) for k in noises[0]}
