@@ -322,6 +322,13 @@ def test_fragility_robust_and_fragile_cases():
     rob = fragility(df, RULE, base)["R2"]
     assert rob["robust"] and not rob["flips"] and rob["text"].startswith("robust")
     assert len(rob["checks"]) == 6 + 4  # six seeds left out one at a time, two cuts moved both ways
+    assert "any one of its 6 seeds (0, 1, 2, 3, 4, 5) is left out" in rob["text"]
+    # seeds that only other groups have do not bear on R2 and are not counted as its seeds
+    other = df[df["seed"] < 2].assign(group="sigma", seed=lambda d: d["seed"] + 10,
+                                      trial_id=lambda d: d["trial_id"].astype(str) + "x")
+    rob = fragility(pd.concat([df, other], ignore_index=True), RULE, base)["R2"]
+    assert len(rob["checks"]) == 8 + 4 and sum(c["bears"] for c in rob["checks"] if "bears" in c) == 6
+    assert "any one of its 6 seeds (0, 1, 2, 3, 4, 5) is left out" in rob["text"]
     # fragile (a): DoS errors at 9.5 cm: the 9 cm error cut leaves DoS without low-error networks
     df = pd.concat(targets(n=6, dos_err=9.5), ignore_index=True)
     rob = fragility(df, RULE, evaluate_all(df, RULE, claims=["R2"]))["R2"]

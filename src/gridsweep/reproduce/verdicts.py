@@ -1008,7 +1008,7 @@ def fragility(runs: pd.DataFrame, rules: RuleParams, base: dict[str, ClaimResult
     Returns
     -------
     dict
-        ``{claim: {"robust": bool, "checks": [{"change", "verdict"}], "flips": [...],
+        ``{claim: {"robust": bool, "checks": [{"change", "verdict", "bears"}], "flips": [...],
         "text": str}}``; ``flips`` lists the changes whose verdict differs from the base.
     """
     checks: dict[str, list[dict[str, str]]] = {cid: [] for cid in base}
@@ -1020,7 +1020,10 @@ def fragility(runs: pd.DataFrame, rules: RuleParams, base: dict[str, ClaimResult
             ex["modules"] = modules_fn(prepare_runs(sub, rules, protocol))
         res = evaluate_all(sub, rules, protocol, claims=list(base), **ex)
         for cid, r in res.items():
-            checks[cid].append({"change": f"seed {s} left out", "verdict": r.verdict})
+            # whether the seed bears on this claim at all: its absence changes the claim's numbers
+            bears = (r.reason, [m.to_dict() for m in r.measured]) != (base[cid].reason,
+                                                                       [m.to_dict() for m in base[cid].measured])
+            checks[cid].append({"change": f"seed {s} left out", "verdict": r.verdict, "bears": bears})
     for name, moved in perturbations(rules, step):
         res = evaluate_all(runs, moved, protocol, claims=[c for c in base if c in THRESHOLD_CLAIMS], **extra)
         for cid, r in res.items():
@@ -1039,7 +1042,8 @@ def fragility(runs: pd.DataFrame, rules: RuleParams, base: dict[str, ClaimResult
                           if c["verdict"] == v and not c["change"].startswith("seed ")]
             text = "fragile: " + "; ".join(parts)
         else:
-            parts = [f"any one of {len(seeds)} seeds is left out"] if len(seeds) > 1 else []
+            used = [c["change"].split()[1] for c in checks[cid] if c.get("bears")]
+            parts = [f"any one of its {len(used)} seeds ({', '.join(used)}) is left out"] if len(used) > 1 else []
             if moved_cuts:
                 parts.append("the cuts move by " + f"{100 * step:g}% ({', '.join(moved_cuts)})")
             text = "robust: holds when " + " and when ".join(parts) if parts else "not tested (one seed)"
