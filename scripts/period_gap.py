@@ -34,6 +34,13 @@ shifted. A squared-error control network (the loss the linear theory assumes)::
         --set evaluation.ratemap_samples=60000
     python scripts/period_gap.py --population runs/mse_s0 sweeps_out/reproduce_quick/trials/<id> ...
 
+``--horizons T:B ...`` instead trains ``quick_dos`` networks (the quick preset's settings,
+``--sigma``, ``--seeds``) on sequences of T steps in batches of B and prints
+``--population``'s table for them: whether the period depends on how far the networks
+must path-integrate (T) rather than on how many samples they see (B*T)::
+
+    python scripts/period_gap.py --horizons 2:100 5:100 10:100 20:100 40:100 2:1000 5:400 --seeds 0 1
+
 ``--patterns`` instead runs gridsweep's nonlinear pattern-formation model
 (:func:`gridsweep.theory.simulate_patterns`, Sorscher et al.'s gradient ascent of
 ``g^T Sigma g``, docs/science.md section 5) on the ``quick_dos`` targets (each of
@@ -197,7 +204,9 @@ def population(run_dirs: list[Path], threshold: float, commit: str) -> int:
         spec[active] = spectral_spacing(maps[active], bin_size)
         grid, mid = score > threshold, score > 0.3
         loss = cfg.target.loss if cfg.target.loss == "default" else f"{cfg.target.loss} ({cfg.target.mse_reduction})"
-        rows.append({"run": d.name, "sigma": cfg.target.sigma, "loss": loss, "seed": cfg.seed, "pred_m": pred,
+        rows.append({"run": d.name, "sigma": cfg.target.sigma, "loss": loss, "T": cfg.trajectory.sequence_length,
+                     "B": cfg.trajectory.batch_size, "seed": cfg.seed, "pred_m": pred, "train_err_cm": _last_train_error(d),
+                     "error_cm": _stored_error(d),
                      "n_grid": int(grid.sum()),
                      "sac_grid/pred": np.nanmedian(sac[grid]) / pred if grid.any() else np.nan,
                      "spec_grid/pred": np.nanmedian(spec[grid]) / pred if grid.any() else np.nan,
@@ -206,10 +215,65 @@ def population(run_dirs: list[Path], threshold: float, commit: str) -> int:
     out = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(out.round(3).to_string(index=False))
+    keys = [k for k in ("loss", "T", "B") if out[k].nunique() > 1] or ["loss"]
     for c in ("sac_grid/pred", "spec_grid/pred", "spec_all/pred"):
-        for loss, g in out.groupby("loss"):
-            print(f"median {c}, loss {loss}: {np.nanmedian(g[c]):.3f} over {len(g)} networks")
+        for vals, g in out.groupby(keys):
+            label = ", ".join(f"{k} {v}" for k, v in zip(keys, vals))
+            print(f"median {c}, {label}: {np.nanmedian(g[c]):.3f} over {len(g)} networks")
     return 0
+
+
+def _last_train_error(run_dir: Path) -> float:
+    """The decoding error (cm) on the last logged training batch (the training sequence length)."""
+    try:
+        m = pd.read_csv(run_dir / "metrics.csv")
+        return float(m["train_decoding_error_cm"].dropna().iloc[-1])
+    except (OSError, KeyError, IndexError, ValueError):
+        return float("nan")
+
+
+def _stored_error(run_dir: Path) -> float:
+    """The run's held-out decoding error (cm) from its summary.json, NaN when absent."""
+    import json
+
+    try:
+        return float(json.loads((run_dir / "summary.json").read_text())["decoding_error_cm"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return float("nan")
+
+
+#: The quick preset's settings (NFL's conventions) on top of ``quick_dos``: what --horizons trains.
+QUICK_SETTINGS = ["model.family=nfl", "model.bias=null", "training.optimizer_convention=keras",
+                  "evaluation.protocol=nfl", "training.n_steps=6000", "training.lr_milestones=[4500]",
+                  "training.lr_gamma=0.1", "evaluation.ratemap_samples=60000"]
+
+
+def horizons(pairs: list[str], seeds: list[int], sigma: float, out: Path, threshold: float, commit: str) -> int:
+    """Train quick_dos networks with T-step sequences of batch B (``"T:B"``) and read their periods.
+
+    Each (T, B, seed) trains once into ``out/T{T}_B{B}_s{seed}`` (the quick preset's
+    settings, ``--sigma``; an existing scored run is reused) and is scored with the
+    preset's protocol; the table is :func:`population`'s. T sets how far each sequence
+    must be path-integrated from its encoded start; B*T is the number of position samples
+    in a training step, so ``2:1000`` sees as many samples per step as ``20:100``.
+    """
+    from gridsweep.config import load_config
+    from gridsweep.evaluation import score_run
+    from gridsweep.training import train
+
+    dirs = []
+    for seed in seeds:
+        for pair in pairs:
+            T, B = (int(v) for v in pair.split(":"))
+            d = out / f"T{T}_B{B}_s{seed}"
+            if not (d / "analysis" / "units.parquet").exists():
+                cfg = load_config("quick_dos", [*QUICK_SETTINGS, f"seed={seed}", f"target.sigma={sigma}",
+                                                f"trajectory.sequence_length={T}", f"trajectory.batch_size={B}"])
+                print(f"training {d} ...", file=sys.stderr, flush=True)
+                train(cfg, d, progress=False)
+                score_run(d)
+            dirs.append(d)
+    return population(dirs, threshold, commit)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patterns", action="store_true", help="run the pattern-formation model instead")
     ap.add_argument("--population", type=Path, nargs="+", default=None, metavar="RUN_DIR",
                     help="every unit's period in these trained runs (stored maps) instead")
+    ap.add_argument("--horizons", nargs="+", default=None, metavar="T:B",
+                    help="train quick_dos with T-step sequences of batch B and read the periods instead")
+    ap.add_argument("--out", type=Path, default=Path("runs/horizons"), help="run directories (--horizons)")
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0.10, 0.12, 0.16])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--units", type=int, default=8, help="units per seed (--patterns)")
@@ -233,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     if args.population:
         return population(args.population, args.threshold, commit)
+    if args.horizons:
+        return horizons(args.horizons, args.seeds, args.sigma, args.out, args.threshold, commit)
     if args.patterns:
         return patterns(args.sigmas, args.seeds, args.units, args.steps, args.bins, args.threshold,
                         args.nonlinearities, commit)
