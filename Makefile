@@ -33,7 +33,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy --no-incremental
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/gridsweep reproduce --preset quick
+	$(VENV)/bin/gridsweep reproduce --preset quick_seeds
 
 # The documentation site into site/ (open site/index.html): the gallery from a tiny
 # reproduction run (reused from sweeps_out/reproduce_tiny when present, else made: a few
