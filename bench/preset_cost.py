@@ -44,8 +44,7 @@ def label(cfg: RunConfig) -> str:
     t = cfg.target
     parts = [t.kind, cfg.model.cell]
     if t.heterogeneity is not None:
-        widths = "heterogeneous" if t.heterogeneity.sigma_range is not None else "single scale"
-        parts.append(f"multi-field <= {t.heterogeneity.max_fields}, {widths}")
+        parts.append(f"multi-field <= {t.heterogeneity.max_fields}")  # single-scale or heterogeneous: one cost
     return ", ".join(parts)
 
 

@@ -25,6 +25,8 @@ def test_quick_row_is_read_from_the_preset_file():
     assert cells[0] == "`quick`" and cells[1] == "`quick_dos`"
     assert cells[3].startswith("6,000 steps") and cells[4] == "22" and cells[5] == "2"
     assert cells[6] == "3: 0.1, 0.12, 0.16"
+    seeds5 = [c.strip() for c in preset_rows(("quick_seeds",)).splitlines()[-1].strip("|").split("|")]
+    assert seeds5[4] == "35" and seeds5[5] == "5" and seeds5[6] == "1: 0.12 (no sigma sweep)"
 
 
 def test_results_block_names_the_commit_and_every_network():
@@ -49,6 +51,6 @@ def test_docs_blocks_are_current():
         pytest.skip("docs/reproduce.md not in this checkout")
     text = DOC.read_text()
     assert rules_block() in text
-    for row in preset_rows(("tiny", "quick")).splitlines()[2:]:
+    for row in preset_rows(("tiny", "quick", "quick_seeds")).splitlines()[2:]:
         assert row in text
     assert "| Cartesian | 0.5 / 2.2 |" not in text  # the hand-typed table is gone

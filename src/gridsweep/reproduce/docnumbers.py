@@ -51,6 +51,8 @@ def preset_rows(names: tuple[str, ...] = PRESET_NAMES) -> str:
         ratios = p.groups.sigma.surround_width_ratios
         sig_txt = f"{len(sig)}: " + ", ".join(f"{x:g}" for x in sig) + (
             f" x surround ratios {', '.join(f'{r:g}' for r in ratios)}" if ratios else "")
+        if not sig:  # no sigma sweep: every network has the base's width
+            sig_txt = f"1: {t['sigma']:g} (no sigma sweep)"
         crit = ("max score > " + f"{p.rules.grid_threshold:g}" if p.rules.grid_min_fraction is None else
                 f">= {100 * p.rules.grid_min_fraction:g}% of units > {p.rules.grid_threshold:g}")
         cap = p.groups.multifield.max_fields if p.groups.multifield.enabled else None
