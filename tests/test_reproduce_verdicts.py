@@ -329,6 +329,9 @@ def test_fragility_robust_and_fragile_cases():
     rob = fragility(pd.concat([df, other], ignore_index=True), RULE, base)["R2"]
     assert len(rob["checks"]) == 8 + 4 and sum(c["bears"] for c in rob["checks"] if "bears" in c) == 6
     assert "any one of its 6 seeds (0, 1, 2, 3, 4, 5) is left out" in rob["text"]
+    # a claim without networks in the sweep (R3 reads the sigma group) is not called robust
+    r3 = fragility(df, RULE, evaluate_all(df, RULE, claims=["R3"]))["R3"]
+    assert r3["text"] == "not tested (no networks for this claim)" and not r3["flips"]
     # fragile (a): DoS errors at 9.5 cm: the 9 cm error cut leaves DoS without low-error networks
     df = pd.concat(targets(n=6, dos_err=9.5), ignore_index=True)
     rob = fragility(df, RULE, evaluate_all(df, RULE, claims=["R2"]))["R2"]

@@ -69,6 +69,12 @@ def test_plan_tasks_starts_the_longest_tasks_first():
     trials = [(n, c, n, n) for n, c in (("rnn", cfg), ("gru", gru), ("mf", mf), ("long", long_run))]
     order = [t.trial_ids[0] for t in plan_tasks(trials, ensemble_size=1)]
     assert order[0] == "long" and order[-1] == "rnn" and set(order[1:3]) == {"gru", "mf"}
+    # DoG profiles (two scales) cost more than DoS at equal shapes: they start before DoS
+    dog = cfg.with_overrides({"target.kind": "dog_general"})
+    assert step_cost(dog) > step_cost(cfg)
+    order = [t.trial_ids[0] for t in plan_tasks([("dos", cfg, "dos", "dos"), ("dog", dog, "dog", "dog")],
+                                                ensemble_size=1)]
+    assert order == ["dog", "dos"]
 
 
 def test_group_key_keeps_ensembles_independent():

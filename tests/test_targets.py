@@ -221,3 +221,22 @@ def test_periodic_box_uses_wrapped_distances():
     dec = t.decode(torch.log(t.encode(x)))
     d = torch.remainder(dec - x + 1.1, 2.2) - 1.1  # distance on the torus
     assert float(d.norm(dim=-1).mean()) * 100 < 6.0
+
+
+def test_sweep_groups_keep_single_field_networks_out_of_multi_field_ensembles():
+    """Why group_key separates field counts: padding a single-field network's cells to F > 1
+    computes its targets through another distance formula (equal to float32 rounding, not
+    necessarily bit for bit), so a sweep never batches the two; same-F networks are exact."""
+    from gridsweep.config import RunConfig
+    from gridsweep.sweeps.planning import group_key
+
+    a = TargetConfig(kind="dos", n_cells=64, sigma=0.12, surround_width_ratio=2.0)
+    b = a.model_copy(update={"heterogeneity": HeterogeneityConfig(fields_lambda=3.0, max_fields=6)})
+    x = (torch.rand(2, 500, 2, generator=torch.Generator().manual_seed(0)) - 0.5) * 2.2
+    alone = build_target([a], [0], BOX).encode(x[:1])[0]
+    padded = build_target([a, b], [0, 1], BOX).encode(x)[0]
+    assert torch.allclose(alone, padded, atol=1e-6)
+    same = build_target([a, a], [0, 1], BOX).encode(x)[0]
+    assert torch.equal(alone, same)
+    ra, rb = RunConfig().model_copy(update={"target": a}), RunConfig().model_copy(update={"target": b})
+    assert group_key(ra) != group_key(rb)

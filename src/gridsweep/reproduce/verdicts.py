@@ -1046,6 +1046,9 @@ def fragility(runs: pd.DataFrame, rules: RuleParams, base: dict[str, ClaimResult
             parts = [f"any one of its {len(used)} seeds ({', '.join(used)}) is left out"] if len(used) > 1 else []
             if moved_cuts:
                 parts.append("the cuts move by " + f"{100 * step:g}% ({', '.join(moved_cuts)})")
-            text = "robust: holds when " + " and when ".join(parts) if parts else "not tested (one seed)"
+            if not used and not r.measured:  # nothing measured: no network bears on this claim
+                text = "not tested (no networks for this claim)"
+            else:
+                text = "robust: holds when " + " and when ".join(parts) if parts else "not tested (one seed)"
         out[cid] = {"robust": not flips, "checks": checks[cid], "flips": flips, "text": text}
     return out

@@ -126,13 +126,20 @@ def auto_ensemble_size(cfg: RunConfig, budget: int, cap: int = MAX_AUTO_ENSEMBLE
 #: 2-core CPU: ~3 ns per element against ~0.03 ns per multiply-add of a matrix product).
 TARGET_ELEMENT_COST = 100
 
+#: Extra cost of a kind's profile per (sample, place cell), in the same units: the DoG kinds'
+#: two weighted scales cost 3-5 ms more per step than DoS or Gaussian cells at B T = 2,000,
+#: Np = 256 (bench/preset_cost.py, bench/RESULTS.md), about 150 multiply-adds' worth.
+#: Without it every 256-cell ReLU group ties and the DoG groups can start last.
+PROFILE_COST = {"dog_equinorm": 150, "dog_general": 150}
+
 
 def step_cost(cfg: RunConfig) -> float:
     """Relative cost of one network's training step (multiply-adds, forward), for scheduling.
 
-    ``B T (gates Ng^2 + Ng Nout + Np F TARGET_ELEMENT_COST)``: recurrence, readout and
-    target encoding; backward passes scale the first two alike. Used only to order
-    tasks, so it need not be exact.
+    ``B T (gates Ng^2 + Ng Nout + Np (F TARGET_ELEMENT_COST + PROFILE_COST[kind]))``:
+    recurrence, readout and target encoding; backward passes scale the first two alike.
+    Used only to order tasks (longest first), so it need not be exact; the order changes
+    no network's numbers.
     """
     g = GATES.get(cfg.model.cell, 4)
     Ng, Np = cfg.model.hidden_size, cfg.target.n_cells
@@ -140,7 +147,8 @@ def step_cost(cfg: RunConfig) -> float:
     fields = h.max_fields if h is not None and h.fields_lambda > 0 else 1
     n_out = Np + (cfg.head_direction.n_cells if cfg.head_direction else 0)
     bt = cfg.trajectory.batch_size * cfg.trajectory.sequence_length
-    return float(bt * (g * Ng * Ng + Ng * n_out + Np * fields * TARGET_ELEMENT_COST))
+    profile = PROFILE_COST.get(cfg.target.kind, 0)
+    return float(bt * (g * Ng * Ng + Ng * n_out + Np * (fields * TARGET_ELEMENT_COST + profile)))
 
 
 def _task_id(ids: Sequence[str]) -> str:
