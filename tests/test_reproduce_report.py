@@ -259,3 +259,25 @@ def test_ratemap_figures_have_colour_bars_and_published_values(fake):
     fig = F.fig_dog(df, rules)
     assert any(c.get_label() == "published" for c in fig.axes[0].collections)
     plt.close(fig)
+
+
+def test_a_report_only_call_keeps_who_trained_the_networks(tmp_path, monkeypatch):
+    """Rewriting the manifest (every `gridsweep reproduce` call) keeps the training
+    environment and timing; only a call that trains networks records a new environment."""
+    from gridsweep.reproduce import run as run_mod
+    from gridsweep.reproduce.data import load_manifest, write_manifest
+    from gridsweep.reproduce.presets import load_preset
+    from gridsweep.reproduce.run import build_spec
+
+    p = load_preset("tiny")
+    _, mem, base, text = build_spec(p)
+    write_manifest(tmp_path, p, base, mem, text)
+    monkeypatch.setattr(run_mod, "environment_record", lambda: {"commit": "trainer"})
+    run_mod._add_timing(tmp_path, {"wall_seconds": 10.0, "calls": 1}, trained=True)
+    write_manifest(tmp_path, p, base, mem, text)  # the next call rewrites the manifest first
+    monkeypatch.setattr(run_mod, "environment_record", lambda: {"commit": "reporter"})
+    run_mod._add_timing(tmp_path, {"wall_seconds": 12.0, "calls": 2}, trained=False)
+    man = load_manifest(tmp_path)
+    assert man["environment"] == {"commit": "trainer"} and man["timing"]["calls"] == 2
+    run_mod._add_timing(tmp_path, {"wall_seconds": 20.0, "calls": 3}, trained=True)
+    assert load_manifest(tmp_path)["environment"] == {"commit": "reporter"}

@@ -44,8 +44,12 @@ def write_manifest(sweep_dir: Path, preset: Preset, base: dict[str, Any], member
     d.mkdir(parents=True, exist_ok=True)
     (d / "spec.yaml").write_text(spec_text)
     path = Path(sweep_dir) / MANIFEST
-    write_text_atomic(path, json.dumps({"format": 1, "preset": preset.model_dump(mode="json"), "base": base,
-                                        "memberships": memberships}, indent=1), checksum=True)
+    man: dict[str, Any] = {"format": 1, "preset": preset.model_dump(mode="json"), "base": base,
+                           "memberships": memberships}
+    if path.exists():  # what earlier calls recorded about the run: who trained it, how long it took
+        old = read_json(path)
+        man.update({k: old[k] for k in ("environment", "timing") if k in old})
+    write_text_atomic(path, json.dumps(man, indent=1), checksum=True)
     return path
 
 

@@ -124,7 +124,7 @@ def reproduce(preset: str | Path | Preset, out: str | Path | None = None, *, exe
     timing["wall_seconds"] += time.perf_counter() - t0
     timing["calls"] += 1
     write_text_atomic(timing_path, json.dumps(timing))
-    _add_timing(out_dir, timing)
+    _add_timing(out_dir, timing, trained=rep.n_recorded > 0)
     counts = dict(rep.counts)
     pending = counts.get("pending", 0) + counts.get("running", 0)
     html, verdicts = None, {}
@@ -194,9 +194,13 @@ def environment_record() -> dict[str, Any]:
     return rec
 
 
-def _add_timing(out_dir: Path, timing: dict[str, Any]) -> None:
+def _add_timing(out_dir: Path, timing: dict[str, Any], trained: bool = True) -> None:
+    """Store the cumulative timing and, when this call trained networks (or none is stored
+    yet), the environment that trained them: a call that only rebuilds the report must not
+    claim its commit trained the networks (the report's ``trained_with``)."""
     path = out_dir / MANIFEST
     man = load_manifest(out_dir)
     man["timing"] = timing
-    man["environment"] = environment_record()
+    if trained or not man.get("environment"):
+        man["environment"] = environment_record()
     write_text_atomic(path, json.dumps(man, indent=1), checksum=True)
