@@ -209,6 +209,8 @@ def test_reproducibility_record_and_robustness_in_results_json(fake):
     rec = res["reproducibility"]
     assert set(rec) >= {"commit", "versions", "cpu", "gpu", "torch_threads", "loss_path", "ensemble_sizes"}
     assert set(rec["versions"]) == {"gridsweep", "torch", "numpy", "scipy"} and rec["commit"]
+    from gridsweep import fused
+    assert rec["loss_path"] == ("auto (eager)" if fused.MODE == "auto" else fused.MODE)  # the path taken, not a word
     n_trials = len(json.loads((rep.out_dir.parent / "reproduce" / "manifest.json").read_text())["memberships"])
     assert set(rec["ensemble_sizes"]) == {"1"} and 0 < rec["ensemble_sizes"]["1"] <= n_trials
     for cid, c in res["claims"].items():

@@ -188,7 +188,7 @@ def environment_record() -> dict[str, Any]:
     try:  # the readout loss path changes trained numbers (docs/reproduce.md, "What changes the numbers")
         from gridsweep import fused
 
-        rec["loss_path"] = fused.MODE
+        rec["loss_path"] = "auto (eager)" if fused.MODE == "auto" else fused.MODE  # auto takes eager
     except Exception:  # noqa: BLE001
         rec["loss_path"] = None
     return rec
