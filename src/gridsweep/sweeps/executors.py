@@ -64,6 +64,7 @@ class Executor:
 
     name = "base"
     slots = 1  # tasks that run at once
+    in_process = False  # whether tasks run in the caller's thread
 
     def __init__(self, device: str = "cpu", analysis: Any = "auto", worker: str | Callable = DEFAULT_WORKER,
                  threads: int | None = None):
@@ -99,6 +100,7 @@ class SerialExecutor(Executor):
     """Runs each task in the calling process when it is submitted."""
 
     name = "serial"
+    in_process = True
 
     def __init__(self, **kw: Any):
         super().__init__(**kw)

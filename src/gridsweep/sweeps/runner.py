@@ -180,14 +180,28 @@ def _execute(store: TrialStore, ex: Any, tasks: list, report: SweepReport, max_a
     bar = tqdm(total=report.n_to_run, disable=not progress, desc=f"sweep {name}", unit="trial", dynamic_ncols=True)
     tally = {"done": 0, "diverged": 0, "failed": 0}
     main = threading.current_thread() is threading.main_thread()
-    old_term = None
+    old_term = old_int = None
+    stop: list[int] = []
     if main:
-        def on_term(signum: int, frame: Any) -> None:
-            raise _Interrupt()
-        old_term = signal.signal(signal.SIGTERM, on_term)
+        # Ctrl-C and SIGTERM are noted here and acted on at the loop's next safe point (at
+        # most one ex.wait timeout later): an exception raised at an arbitrary point could
+        # land inside the store's transaction or in the pool starting a worker process, and
+        # leave a half-started worker that the abort below cannot see.
+        # A serial executor trains in this thread, inside submit: there the signal must
+        # interrupt at once, or Ctrl-C would wait for the task to end.
+        in_process = bool(getattr(ex, "in_process", False))
+
+        def on_signal(signum: int, frame: Any) -> None:
+            stop.append(signum)
+            if in_process:
+                raise _Interrupt()
+        old_term = signal.signal(signal.SIGTERM, on_signal)
+        old_int = signal.signal(signal.SIGINT, on_signal)
     try:
         while queue or inflight:
-            while queue and len(inflight) < ex.slots + 1:
+            if stop:
+                raise _Interrupt()
+            while queue and len(inflight) < ex.slots + 1 and not stop:
                 task = queue.popleft()
                 claimed = store.claim(task.trial_ids, task.task_id)
                 if len(claimed) != len(task.trial_ids):  # cannot happen under the lock; stay safe
@@ -252,3 +266,5 @@ def _execute(store: TrialStore, ex: Any, tasks: list, report: SweepReport, max_a
         bar.close()
         if main and old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+        if main and old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
