@@ -1011,7 +1011,7 @@ def fragility(runs: pd.DataFrame, rules: RuleParams, base: dict[str, ClaimResult
         ``{claim: {"robust": bool, "checks": [{"change", "verdict", "bears"}], "flips": [...],
         "text": str}}``; ``flips`` lists the changes whose verdict differs from the base.
     """
-    checks: dict[str, list[dict[str, str]]] = {cid: [] for cid in base}
+    checks: dict[str, list[dict[str, Any]]] = {cid: [] for cid in base}
     seeds = sorted(pd.unique(runs.loc[runs["status"].isin(["done", "diverged"]), "seed"]).tolist())
     for s in seeds if len(seeds) > 1 else []:
         sub = runs[runs["seed"] != s]
