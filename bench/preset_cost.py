@@ -1,9 +1,9 @@
 """What a reproduction preset's training costs, from measured step times of its own networks.
 
-For every distinct kind of network in the presets (one per ensemble key: target kind,
-cell, multi-field cells ...), one network takes training steps alone on this machine;
-the median step time times the preset's steps, summed over its trials, is the preset's
-training in core-minutes. The presets are measured in the same run, so their ratio does
+For every distinct kind of network in the presets (one per sweep group key,
+:func:`gridsweep.sweeps.planning.group_key`: target kind, cell, field padding ...), one
+network takes training steps alone on this machine; the median step time times the
+preset's steps, summed over its trials, is the preset's training in core-minutes. The presets are measured in the same run, so their ratio does
 not depend on how fast or loaded the machine is; the minutes do.
 
     python bench/preset_cost.py [--presets quick quick_seeds] [--steps 25] [--threads 1]
@@ -25,19 +25,14 @@ import torch
 from gridsweep.config import RunConfig
 from gridsweep.reproduce.presets import load_preset
 from gridsweep.reproduce.run import build_spec
-from gridsweep.training import Ensemble, ensemble_key
+from gridsweep.sweeps.planning import group_key
+from gridsweep.training import Ensemble
 
 
 def preset_configs(name: str) -> list[RunConfig]:
     """The distinct trials' configs of preset ``name``."""
     trials = build_spec(load_preset(name))[0].expand()
-    return [t.config if isinstance(t.config, RunConfig) else RunConfig.model_validate(t.config) for t in trials]
-
-
-def kind_key(cfg: RunConfig) -> str:
-    """Networks of one key cost the same per step: the ensemble key and the multi-field cap."""
-    het = cfg.target.heterogeneity
-    return ensemble_key(cfg) + ("" if het is None else f"/fields<={het.max_fields}")
+    return [t.config for t in trials]
 
 
 def label(cfg: RunConfig) -> str:
@@ -73,19 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     kinds: dict[str, RunConfig] = {}
     for lst in cfgs.values():
         for c in lst:
-            kinds.setdefault(kind_key(c), c)
+            kinds.setdefault(group_key(c), c)
     per_step = {k: step_seconds(c, a.steps) for k, c in kinds.items()}
     print(f"torch {torch.__version__}, {a.threads} thread(s); median of {a.steps} steps per kind, one network alone")
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     for name, lst in cfgs.items():
         for c in lst:
-            counts[kind_key(c)][name] = counts[kind_key(c)].get(name, 0) + 1
+            counts[group_key(c)][name] = counts[group_key(c)].get(name, 0) + 1
     print(f"{'network':<40} {'ms/step':>8} " + " ".join(f"{n:>12}" for n in a.presets))
     for k, c in kinds.items():
         print(f"{label(c):<40} {1e3 * per_step[k]:>8.1f} " + " ".join(f"{counts[k].get(n, 0):>12}" for n in a.presets))
     core_min = {}
     for name, lst in cfgs.items():
-        core_min[name] = sum(per_step[kind_key(c)] * c.training.n_steps for c in lst) / 60
+        core_min[name] = sum(per_step[group_key(c)] * c.training.n_steps for c in lst) / 60
         print(f"{name}: {len(lst)} trials, {core_min[name]:.1f} core-min of training, "
               f"{core_min[name] / a.workers:.1f} min on {a.workers} workers")
     first = a.presets[0]

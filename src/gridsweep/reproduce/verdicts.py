@@ -1012,6 +1012,7 @@ def fragility(runs: pd.DataFrame, rules: RuleParams, base: dict[str, ClaimResult
         "text": str}}``; ``flips`` lists the changes whose verdict differs from the base.
     """
     checks: dict[str, list[dict[str, Any]]] = {cid: [] for cid in base}
+    base_numbers = {cid: (r.reason, [m.to_dict() for m in r.measured]) for cid, r in base.items()}
     seeds = sorted(pd.unique(runs.loc[runs["status"].isin(["done", "diverged"]), "seed"]).tolist())
     for s in seeds if len(seeds) > 1 else []:
         sub = runs[runs["seed"] != s]
@@ -1021,8 +1022,7 @@ def fragility(runs: pd.DataFrame, rules: RuleParams, base: dict[str, ClaimResult
         res = evaluate_all(sub, rules, protocol, claims=list(base), **ex)
         for cid, r in res.items():
             # whether the seed bears on this claim at all: its absence changes the claim's numbers
-            bears = (r.reason, [m.to_dict() for m in r.measured]) != (base[cid].reason,
-                                                                       [m.to_dict() for m in base[cid].measured])
+            bears = (r.reason, [m.to_dict() for m in r.measured]) != base_numbers[cid]
             checks[cid].append({"change": f"seed {s} left out", "verdict": r.verdict, "bears": bears})
     for name, moved in perturbations(rules, step):
         res = evaluate_all(runs, moved, protocol, claims=[c for c in base if c in THRESHOLD_CLAIMS], **extra)
