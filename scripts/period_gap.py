@@ -242,12 +242,6 @@ def _stored_error(run_dir: Path) -> float:
         return float("nan")
 
 
-#: The quick preset's settings (NFL's conventions) on top of ``quick_dos``: what --horizons trains.
-QUICK_SETTINGS = ["model.family=nfl", "model.bias=null", "training.optimizer_convention=keras",
-                  "evaluation.protocol=nfl", "training.n_steps=6000", "training.lr_milestones=[4500]",
-                  "training.lr_gamma=0.1", "evaluation.ratemap_samples=60000"]
-
-
 def horizons(pairs: list[str], seeds: list[int], sigma: float, out: Path, threshold: float, commit: str) -> int:
     """Train quick_dos networks with T-step sequences of batch B (``"T:B"``) and read their periods.
 
@@ -259,16 +253,18 @@ def horizons(pairs: list[str], seeds: list[int], sigma: float, out: Path, thresh
     """
     from gridsweep.config import load_config
     from gridsweep.evaluation import score_run
+    from gridsweep.reproduce.presets import load_preset
     from gridsweep.training import train
 
+    quick = load_preset("quick")  # its base and overrides (NFL's conventions), read from the preset file
     dirs = []
     for seed in seeds:
         for pair in pairs:
             T, B = (int(v) for v in pair.split(":"))
             d = out / f"T{T}_B{B}_s{seed}"
             if not (d / "analysis" / "units.parquet").exists():
-                cfg = load_config("quick_dos", [*QUICK_SETTINGS, f"seed={seed}", f"target.sigma={sigma}",
-                                                f"trajectory.sequence_length={T}", f"trajectory.batch_size={B}"])
+                cfg = load_config(quick.base, {**quick.overrides, "seed": seed, "target.sigma": sigma,
+                                               "trajectory.sequence_length": T, "trajectory.batch_size": B})
                 print(f"training {d} ...", file=sys.stderr, flush=True)
                 train(cfg, d, progress=False)
                 score_run(d)
